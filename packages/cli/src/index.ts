@@ -1,1 +1,3 @@
-export {};
+export { runCli } from "./cli.js";
+export type { SluiceCommand } from "./command.js";
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";

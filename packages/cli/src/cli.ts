@@ -1,0 +1,69 @@
+import { readFileSync } from "node:fs";
+import { EXIT_USAGE, type SluiceCommand } from "./command.js";
+import { watchParent } from "./parent-watch.js";
+
+interface CommandEntry {
+  readonly summary: string;
+  /** Loaded on use, so `sluice --help` and each process load only what they run. */
+  load(): Promise<SluiceCommand>;
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+  up: {
+    summary: "Run a local stack (NATS, etcd, mock engines, …) with a demo workload",
+    load: async () => (await import("./up/up-command.js")).upCommand,
+  },
+  "mock-engine": {
+    summary: "Simulated vLLM-like engine serving the OpenAI API in real time",
+    load: async () => (await import("@sluice/mock-engine")).mockEngineCommand,
+  },
+  sim: {
+    summary: "Virtual-time cluster simulator replaying workload traces through admission policies",
+    load: async () => (await import("@sluice/sim")).simCommand,
+  },
+};
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    "Usage: sluice <command> [flags]",
+    "",
+    "Multi-level admission control for LLM inference clusters.",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Run `sluice <command> --help` for a command's flags, environment variables and defaults.",
+    "",
+  ].join("\n");
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(usage());
+    return name === undefined ? EXIT_USAGE : 0;
+  }
+  if (name === "--version" || name === "version") {
+    process.stdout.write(`sluice ${version()}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (entry === undefined) {
+    process.stderr.write(
+      `sluice: unknown command "${name}"; known commands: ${Object.keys(COMMANDS).join(", ")}\n`,
+    );
+    return EXIT_USAGE;
+  }
+  watchParent(process.env);
+  const command = await entry.load();
+  return command.run(rest);
+}
