@@ -1,0 +1,261 @@
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { dynamoMockerStepTime, type EngineModelOptions, splitwiseStepTime } from "@sluice/core";
+import {
+  createPromMetrics,
+  type ProcessShell,
+  sluiceKeys,
+  startProcessShell,
+  subjects,
+} from "@sluice/runtime";
+import type { DestinationStream } from "pino";
+import { mockEngineSchema } from "./config.js";
+import { MockEngineConfigError } from "./errors.js";
+import { type MockEngine, startMockEngine } from "./mock-engine.js";
+import {
+  connectSharedState,
+  engineRegistrationValue,
+  instanceRegistrationValue,
+} from "./shared-state-connect.js";
+
+const VERSION = "0.1.0";
+const SUMMARY = "Simulated vLLM-like engine serving the OpenAI API in real time";
+
+/** The shape the `sluice` CLI expects of a subcommand. */
+export interface MockEngineCommand {
+  readonly name: "mock-engine";
+  readonly summary: string;
+  run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
+}
+
+export interface LaunchOptions {
+  argv: readonly string[];
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Injected for tests; default process.stdout / stderr / JSON logs on stdout. */
+  stdout?: { write(text: string): unknown };
+  stderr?: { write(text: string): unknown };
+  logDestination?: DestinationStream;
+}
+
+/** A started engine process (in this Node process). */
+export interface LaunchedMockEngine {
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly workerId: string;
+  readonly instanceId: string;
+  readonly engine: MockEngine;
+  /** Graceful shutdown (as on SIGTERM); resolves with the exit code. */
+  stop(reason?: string): Promise<number>;
+  /** Resolves with the exit code once the process shell has shut down (SIGTERM, stop, fatal error). */
+  readonly exited: Promise<number>;
+}
+
+type Config = ProcessShell<typeof mockEngineSchema>["config"];
+
+function engineOptions(config: Config): Partial<EngineModelOptions> {
+  let stepTime: EngineModelOptions["stepTime"];
+  if (config.stepModel === "splitwise") {
+    if (config.splitwiseCsv === "") {
+      throw new MockEngineConfigError(
+        "--step-model splitwise needs --splitwise-csv <path of perf_model.csv>",
+      );
+    }
+    let csv: string;
+    try {
+      csv = readFileSync(config.splitwiseCsv, "utf8");
+    } catch (error) {
+      throw new MockEngineConfigError(`cannot read --splitwise-csv ${config.splitwiseCsv}`, { cause: error });
+    }
+    stepTime = splitwiseStepTime(csv, {
+      model: config.splitwiseModel,
+      hardware: config.splitwiseHardware,
+      tensorParallel: config.splitwiseTp,
+    });
+  } else {
+    stepTime = dynamoMockerStepTime();
+  }
+  return {
+    numGpuBlocks: config.numGpuBlocks,
+    blockSize: config.blockSize,
+    maxNumSeqs: config.maxNumSeqs,
+    maxNumBatchedTokens: config.maxNumBatchedTokens,
+    watermark: config.watermark,
+    enablePrefixCaching: config.enablePrefixCaching,
+    stepTime,
+  };
+}
+
+function advertisedUrl(config: Config, boundUrl: string, port: number): string {
+  if (config.advertiseUrl !== "") return config.advertiseUrl.replace(/\/+$/, "");
+  // A wildcard bind is not an address anyone can dial: advertise the host name instead.
+  if (config.host === "0.0.0.0" || config.host === "::") return `http://${hostname()}:${port}`;
+  return boundUrl;
+}
+
+/**
+ * Starts `sluice mock-engine` in this process: process shell (config, logs, admin server, shutdown),
+ * the engine and its API server, NATS publishing and etcd registration. Returns the exit code instead
+ * of a handle when it exits during start-up (`--help` → 0, bad settings → 2, start-up failure → 1).
+ */
+export async function launchMockEngine(options: LaunchOptions): Promise<LaunchedMockEngine | number> {
+  let exitCode: number | undefined;
+  let resolveExited: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => {
+    resolveExited = resolve;
+  });
+  const exit = ((code: number) => {
+    exitCode ??= code;
+    resolveExited(exitCode);
+  }) as (code: number) => never;
+
+  // With this `exit`, the shell returns (undefined) instead of exiting on --help or a config error.
+  const shell = (await startProcessShell({
+    role: "mock-engine",
+    schema: mockEngineSchema,
+    argv: options.argv,
+    ...(options.env ? { env: options.env } : {}),
+    command: "sluice mock-engine",
+    version: VERSION,
+    summary: SUMMARY,
+    exit,
+    ...(options.stdout ? { stdout: options.stdout } : {}),
+    ...(options.stderr ? { stderr: options.stderr } : {}),
+    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
+  })) as ProcessShell<typeof mockEngineSchema> | undefined;
+  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+
+  const { config, logger, registry, shutdown, readiness } = shell;
+  const stderr = options.stderr ?? process.stderr;
+  const workerId = config.workerId === "" ? config.id : config.workerId;
+
+  let engineModelOptions: Partial<EngineModelOptions>;
+  try {
+    engineModelOptions = engineOptions(config);
+  } catch (error) {
+    stderr.write(`sluice mock-engine: ${(error as Error).message}\n`);
+    await shutdown.shutdown("invalid configuration");
+    return 2;
+  }
+
+  const sharedState = connectSharedState(config, logger.child({ component: "shared-state" }));
+  const subjectNames = subjects(config.namespace);
+  const keys = sluiceKeys(config.etcdPrefix);
+  let engine: MockEngine;
+  try {
+    engine = await startMockEngine({
+      host: config.host,
+      port: config.port,
+      workerId,
+      speedup: config.speedup,
+      engine: engineModelOptions,
+      api: {
+        model: config.model,
+        maxModelLen: config.maxModelLen,
+        defaultMaxTokens: config.defaultMaxTokens,
+        forceOutputTokens: config.forceOutputTokens,
+        maxBodyBytes: config.maxBodyBytes,
+        headersTimeoutMs: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+        requestTimeoutMs: config.requestTimeoutMs,
+      },
+      metrics: createPromMetrics(registry, { requiredPrefix: "vllm:" }),
+      metricsText: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+      publisher: sharedState.publisher,
+      kvSubject: subjectNames.engineKv(workerId),
+      loadSubject: subjectNames.engineLoad(workerId),
+      load: { heartbeatIntervalMs: config.loadHeartbeatMs },
+      logger: logger.child({ component: "api" }),
+    });
+  } catch (error) {
+    const configError = (error as Error).name.endsWith("ConfigError");
+    if (configError) stderr.write(`sluice mock-engine: ${(error as Error).message}\n`);
+    else logger.error({ err: error }, "cannot start the mock engine");
+    await Promise.allSettled([sharedState.releaseLease(), sharedState.closeNats()]);
+    await shutdown.shutdown("start-up failed");
+    return configError ? 2 : 1;
+  }
+
+  const url = advertisedUrl(config, engine.url, engine.port);
+  readiness.register("api-server", () => true);
+  // Synchronous, so a request arriving after stop()/SIGTERM returns is refused, never half-admitted.
+  shutdown.register("stop-accepting", "api-server", () => engine.stopAccepting());
+  shutdown.register("drain", "api-server", async ({ signal }) => {
+    // In-flight requests may finish until the shutdown bound; when the shell aborts `signal` at the
+    // bound, the rest are aborted (their streams cut) and the shell reports exit code 1.
+    signal.addEventListener("abort", () => void engine.close(0), { once: true });
+    // The own grace outlasts the bound so that the bound (the shell's signal) is what cuts work.
+    await engine.close(config.shutdownTimeoutMs + 1_000);
+  });
+  shutdown.register("release", "etcd-lease", () => sharedState.releaseLease());
+  shutdown.register("close", "nats", () => sharedState.closeNats());
+
+  const startedAtMs = Date.now();
+  const engineOpts = engine.engineOptions;
+  sharedState.register(keys.instance("mock-engine", config.id), () =>
+    instanceRegistrationValue({
+      id: config.id,
+      url,
+      adminUrl: shell.admin.url,
+      version: VERSION,
+      startedAtMs,
+    }),
+  );
+  if (config.registerEngine) {
+    sharedState.register(keys.engine(workerId), () =>
+      engineRegistrationValue({
+        workerId,
+        model: config.model,
+        url,
+        blockSize: engineOpts.blockSize,
+        kvTotalBlocks: engineOpts.numGpuBlocks,
+        maxNumSeqs: engineOpts.maxNumSeqs,
+        maxNumBatchedTokens: engineOpts.maxNumBatchedTokens,
+        startedAtMs,
+      }),
+    );
+  }
+  logger.info(
+    {
+      url,
+      workerId,
+      model: config.model,
+      speedup: config.speedup,
+      engine: {
+        numGpuBlocks: engineOpts.numGpuBlocks,
+        blockSize: engineOpts.blockSize,
+        maxNumSeqs: engineOpts.maxNumSeqs,
+        maxNumBatchedTokens: engineOpts.maxNumBatchedTokens,
+        watermark: engineOpts.watermark,
+        stepModel: config.stepModel,
+      },
+    },
+    "mock engine listening",
+  );
+
+  return {
+    url,
+    adminUrl: shell.admin.url,
+    workerId,
+    instanceId: config.id,
+    engine,
+    async stop(reason = "stop requested") {
+      await shutdown.terminate(reason);
+      return exited;
+    },
+    exited,
+  };
+}
+
+/** `sluice mock-engine [flags]`: runs until SIGTERM/SIGINT and returns the exit code. */
+export async function runMockEngine(
+  argv: string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<number> {
+  const launched = await launchMockEngine({ argv, env });
+  return typeof launched === "number" ? launched : launched.exited;
+}
+
+export const mockEngineCommand: MockEngineCommand = {
+  name: "mock-engine",
+  summary: SUMMARY,
+  run: runMockEngine,
+};
