@@ -347,8 +347,8 @@ export type TenantPolicy = Message<"sluice.v1.TenantPolicy"> & {
   maxInflight: number;
 
   /**
-   * When true, the tenant may choose its class per request with the `x-sluice-class` header;
-   * untrusted tenants' class headers are ignored.
+   * When true, the tenant may choose any class per request with the `x-sluice-class` header;
+   * an untrusted client's class header can only lower its class, never raise it.
    * Unit: flag. Default: false.
    *
    * @generated from field: bool trusted = 5;
@@ -396,8 +396,8 @@ export type TenantPolicyJson = {
   maxInflight?: number;
 
   /**
-   * When true, the tenant may choose its class per request with the `x-sluice-class` header;
-   * untrusted tenants' class headers are ignored.
+   * When true, the tenant may choose any class per request with the `x-sluice-class` header;
+   * an untrusted client's class header can only lower its class, never raise it.
    * Unit: flag. Default: false.
    *
    * @generated from field: bool trusted = 5;
