@@ -1,5 +1,7 @@
 export type { AdminServer, AdminServerOptions } from "./admin-server.js";
 export { startAdminServer } from "./admin-server.js";
+export type { Codec, DecodeResult, ProtoJsonCodecOptions } from "./codec.js";
+export { CodecError, jsonCodec, protoCodec, protoJsonCodec } from "./codec.js";
 export type { LoadConfigOptions, LoadedConfig } from "./config.js";
 export { CONFIG_FILE_ENV, defaultValue, describeSource, loadConfig } from "./config.js";
 export type { CommonSchema, LogLevel } from "./config-common.js";
@@ -20,6 +22,8 @@ export type {
 } from "./config-schema.js";
 export { camelCase, defineSchema, envVarName, mergeSchemas, valueKey } from "./config-schema.js";
 export { describeAllowed, formatDurationMs, parseDurationMs, parseSettingValue } from "./config-values.js";
+export type { CampaignOptions, Leadership, LeadershipLossReason } from "./election.js";
+export { campaign, currentLeader } from "./election.js";
 export type { ConfigErrorDetails, ConfigSource } from "./errors.js";
 export {
   AdminServerError,
@@ -28,6 +32,29 @@ export {
   GrpcCallError,
   GrpcServerError,
 } from "./errors.js";
+export type {
+  EtcdSession,
+  EtcdSessionEvent,
+  EtcdSessionListener,
+  EtcdSessionOptions,
+  InstanceRegistration,
+} from "./etcd.js";
+export {
+  createEtcdClient,
+  DEFAULT_ETCD_DIAL_TIMEOUT_MS,
+  DEFAULT_LEASE_TTL_SEC,
+  DEFAULT_REGRANT_DELAY_MS,
+  etcdSessionOptionsWithDefaults,
+  openEtcdSession,
+} from "./etcd.js";
+export type {
+  PrefixWatch,
+  PrefixWatchHandlers,
+  PrefixWatchOptions,
+  PrefixWatchStatus,
+  WatchEntry,
+} from "./etcd-watch.js";
+export { DEFAULT_WATCH_RETRY_DELAY_MS, watchPrefix } from "./etcd-watch.js";
 export type {
   GrpcCallOptions,
   GrpcClient,
@@ -43,6 +70,15 @@ export {
   grpcClientOptionsWithDefaults,
   startGrpcServer,
 } from "./grpc.js";
+export type { SluiceKeys } from "./keys.js";
+export {
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_POLICY_KEY,
+  KeySegmentError,
+  keySegment,
+  normalizeKeyPrefix,
+  sluiceKeys,
+} from "./keys.js";
 export type { CreateLoggerOptions, Logger, ProcessLogger } from "./logger.js";
 export { createLogger, noopLogger, REDACTED_PATHS } from "./logger.js";
 export type {
@@ -61,6 +97,19 @@ export {
   noopMetrics,
   SLUICE_METRIC_PREFIX,
 } from "./metrics.js";
+export type { NatsConnectOptions, NatsHandle, NatsStatusEvent, NatsStatusListener } from "./nats.js";
+export {
+  connectNats,
+  DEFAULT_NATS_CONNECT_TIMEOUT_MS,
+  DEFAULT_NATS_DRAIN_TIMEOUT_MS,
+  DEFAULT_NATS_MAX_PINGS_OUT,
+  DEFAULT_NATS_MAX_RECONNECT_DELAY_MS,
+  DEFAULT_NATS_PING_INTERVAL_MS,
+  DEFAULT_NATS_RECONNECT_DELAY_MS,
+  DEFAULT_NATS_RECONNECT_JITTER_MS,
+  natsOptionsWithDefaults,
+  natsReconnectDelayMs,
+} from "./nats.js";
 export type { ProcessShell, ProcessShellOptions } from "./process-shell.js";
 export { maskUrlCredentials, startProcessShell } from "./process-shell.js";
 export type { Readiness, ReadinessCheck, ReadinessReport, ReadinessResult } from "./readiness.js";
@@ -75,3 +124,12 @@ export type {
   ShutdownPhase,
 } from "./shutdown.js";
 export { createShutdownManager, DEFAULT_SHUTDOWN_PHASE_TIMEOUT_MS, SHUTDOWN_PHASES } from "./shutdown.js";
+export type { Subjects } from "./subjects.js";
+export {
+  DEFAULT_NAMESPACE,
+  SUBJECT_ROOT,
+  SubjectTokenError,
+  subjects,
+  subjectToken,
+  workerIdOfSubject,
+} from "./subjects.js";
