@@ -1,0 +1,94 @@
+// Shared workload for the L2 micro-benchmarks (bench/l2-index.ts, bench/l2-route.ts).
+//
+// Shape (issue 5): 128 workers, 1 048 576 (block, worker) entries indexed = 8192 blocks per worker,
+// 8k-token requests = 128 blocks of 64 tokens. Each worker caches prompts of 128 blocks until it holds 8192 distinct blocks; a prompt is
+// one of 32 shared "system prompt" prefixes (16–64 blocks) followed by a conversation-specific tail, so
+// the index has realistic prefix sharing. Block hashes are real chained xxh3 sequence hashes
+// (`chainSequenceHashes` over seeded local hashes), as Dynamo workers emit them.
+import { cpus, loadavg } from "node:os";
+import { chainSequenceHashes } from "@sluice/core";
+
+export const WORKERS = 128;
+export const BLOCKS_PER_REQUEST = 128;
+export const BLOCKS_PER_WORKER = 8192;
+export const SYSTEM_PROMPTS = 32;
+
+/** Deterministic PRNG (LCG) so every run indexes the same data. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function randomU64(random: () => number): bigint {
+  return (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
+}
+
+export interface Workload {
+  /** Sequence hashes of each worker's cached prompts. */
+  perWorker: bigint[][][];
+  /** Prompts whose whole 128 blocks are cached on at least one worker (worst case: full walk). */
+  hitQueries: bigint[][];
+  /** Prompts sharing only a system prefix with the cache. */
+  prefixQueries: bigint[][];
+}
+
+export function buildWorkload(seed = 1): Workload {
+  const random = rng(seed);
+  const systems = Array.from({ length: SYSTEM_PROMPTS }, () => {
+    const len = 16 + Math.floor(random() * 49);
+    return Array.from({ length: len }, () => randomU64(random));
+  });
+  const prompt = () => {
+    const system = systems[Math.floor(random() * systems.length)]!;
+    const tail = Array.from({ length: BLOCKS_PER_REQUEST - system.length }, () => randomU64(random));
+    return chainSequenceHashes([...system, ...tail]);
+  };
+  // Prompts until the worker holds 8192 distinct blocks (shared system prefixes count once).
+  const perWorker = Array.from({ length: WORKERS }, () => {
+    const prompts: bigint[][] = [];
+    const held = new Set<bigint>();
+    while (held.size < BLOCKS_PER_WORKER) {
+      const p = prompt().slice(0, BLOCKS_PER_REQUEST);
+      const room = BLOCKS_PER_WORKER - held.size;
+      const fresh = p.filter((h) => !held.has(h)).length;
+      // Trim the last prompt so the worker ends at exactly 8192 blocks.
+      const kept = fresh <= room ? p : p.slice(0, p.length - (fresh - room));
+      for (const h of kept) held.add(h);
+      prompts.push(kept);
+    }
+    return prompts;
+  });
+  const hitQueries = Array.from({ length: 512 }, () => {
+    const w = perWorker[Math.floor(random() * WORKERS)]!;
+    return w[Math.floor(random() * w.length)]!;
+  });
+  const prefixQueries = Array.from({ length: 512 }, prompt);
+  return { perWorker, hitQueries, prefixQueries };
+}
+
+export function percentile(sortedUs: number[], p: number): number {
+  return sortedUs[Math.min(sortedUs.length - 1, Math.floor(sortedUs.length * p))]!;
+}
+
+/** Times `fn` `n` times (after `warmup` untimed calls), returning sorted durations in µs. */
+export function timeEach(n: number, warmup: number, fn: (i: number) => void): number[] {
+  for (let i = 0; i < warmup; i++) fn(i);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    fn(i);
+    out[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Where the numbers come from, including how busy the machine was (shared CI boxes are noisy). */
+export function environment(): string {
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
+  return `Node ${process.version}, ${process.platform}/${process.arch}, ${cpus().length} CPUs, load average ${load}`;
+}

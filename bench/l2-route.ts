@@ -1,0 +1,150 @@
+// L2 full route decision with 128 workers (target p99 < 100 µs): `L2Router.route` = prefix-index
+// lookup at 1M indexed (block, worker) entries + assessment of 128 workers (predicted and observed
+// load, busy checks, cost) + recording the predicted load, for an 8k-token request; then its release.
+// Also times hashing the 8192 tokens (done by the router shell before `route`). Prints markdown rows.
+// Run: node --conditions=sluice-src --import tsx bench/l2-route.ts
+import {
+  computeBlockHashes,
+  createL2Router,
+  createPrefixIndex,
+  createWorkerLoad,
+  type RouterPolicy,
+  type RouterWorker,
+  routerDecisionOptionsWithDefaults,
+} from "@sluice/core";
+import {
+  BLOCKS_PER_REQUEST,
+  buildWorkload,
+  environment,
+  percentile,
+  rng,
+  timeEach,
+  WORKERS,
+} from "./l2-common.js";
+
+const BLOCK_SIZE = 64;
+// The documented policy defaults (proto/sluice/v1/policy.proto), written out because @sluice/core does
+// not export DEFAULT_POLICY yet.
+const POLICY: RouterPolicy = {
+  classes: [
+    { name: "critical", priority: 300, ttftObjectiveMs: 1000, itlObjectiveMs: 50, limitShare: 1.0 },
+    { name: "standard", priority: 200, ttftObjectiveMs: 2000, itlObjectiveMs: 100, limitShare: 0.9 },
+    { name: "sheddable", priority: 100, ttftObjectiveMs: 10000, itlObjectiveMs: 200, limitShare: 0.7 },
+  ],
+  defaultClass: "standard",
+  router: {
+    busyDecodeBlockFraction: 0.95,
+    busyPendingPrefillTokens: 0,
+    busyPrefillBatchRatio: 4.0,
+    busyTtftObjectiveFraction: 1.0,
+    classMaxHeld: { critical: 256, standard: 128, sheddable: 0 },
+    maxHoldMs: 1000,
+    overlapScoreWeight: 1.0,
+  },
+  rejection: { httpStatus: 429, retryAfterMinMs: 100, retryAfterMaxMs: 30000 },
+};
+const workload = buildWorkload();
+const index = createPrefixIndex({ initialCapacityBlocks: 1 << 20, initialWorkerCapacity: WORKERS });
+const workers: RouterWorker[] = [];
+for (let w = 0; w < WORKERS; w++) {
+  const workerId = `worker-${w}`;
+  workers.push({ workerId, kvTotalBlocks: 16_384, maxNumBatchedTokens: 8192, blockSize: BLOCK_SIZE });
+  let eventId = 0n;
+  for (const seq of workload.perWorker[w]!) {
+    eventId += 1n;
+    index.applyEvent(workerId, eventId, {
+      type: "stored",
+      parentHash: null,
+      blockHashes: seq,
+      tokenHashes: null,
+    });
+  }
+}
+
+const load = createWorkerLoad({ replicaId: "bench" });
+const random = rng(3);
+// Background load: 16 running requests per worker (shared-prefix prompts) and a fresh observation.
+for (let w = 0; w < WORKERS; w++) {
+  const workerId = workers[w]!.workerId;
+  for (let r = 0; r < 16; r++) {
+    const seq = workload.prefixQueries[Math.floor(random() * workload.prefixQueries.length)]!;
+    load.route(
+      {
+        requestId: `bg-${w}-${r}`,
+        workerId,
+        blockHashes: seq,
+        blocks: BLOCKS_PER_REQUEST,
+        prefillTokens: r < 2 ? 4096 : 0,
+        overlapBlocks: 0,
+      },
+      0,
+    );
+  }
+  load.observe(workerId, {
+    kvUsedBlocks: 4000 + Math.floor(random() * 4000),
+    kvTotalBlocks: 16_384,
+    pendingPrefillTokens: Math.floor(random() * 8192),
+    waiting: 2,
+    running: 16,
+    prefillTokensPerS: 20_000,
+    kvBlocksReleasedPerS: 400,
+    observedAtMs: 0,
+  });
+}
+
+const l2 = createL2Router({
+  index,
+  load,
+  policy: POLICY,
+  options: routerDecisionOptionsWithDefaults(),
+  random: rng(5),
+});
+
+const queries = [...workload.hitQueries, ...workload.prefixQueries];
+let routed = 0;
+let calls = 0;
+let nowMs = 1;
+const routeUs = [1, 2, 3].map(() =>
+  timeEach(20_000, 2000, (i) => {
+    calls++;
+    const blockHashes = queries[(i * 7919) % queries.length]!;
+    const result = l2.route(
+      {
+        requestId: `r${i}`,
+        requestClass: "standard",
+        promptTokens: BLOCKS_PER_REQUEST * BLOCK_SIZE,
+        blockHashes,
+        arrivalMs: nowMs,
+      },
+      workers,
+      nowMs,
+    );
+    if (result.kind === "routed") {
+      routed++;
+      l2.release(`r${i}`, nowMs);
+    } else if (result.kind === "held") {
+      l2.release(`r${i}`, nowMs);
+    }
+    nowMs += 0.001;
+  }),
+);
+
+const tokens = new Uint32Array(BLOCKS_PER_REQUEST * BLOCK_SIZE).map((_, i) => (i * 2654435761) % 128_000);
+let sink = 0;
+const hashUs = timeEach(5000, 500, () => {
+  sink += computeBlockHashes(tokens, BLOCK_SIZE).sequenceHashes.length;
+});
+
+const fmt = (us: number) => us.toFixed(1);
+const median = routeUs
+  .map((r) => [percentile(r, 0.5), percentile(r, 0.99)])
+  .sort((a, b) => a[1]! - b[1]!)[1]!;
+console.log(`<!-- ${environment()}; routed ${routed} of ${calls} calls (warm-up included); sink ${sink} -->`);
+console.log("| benchmark | shape | p50 | p99 | target |");
+console.log("|---|---|---|---|---|");
+console.log(
+  `| \`L2Router.route\` + release (median of 3 runs × 20 000) | 128 workers, 1M indexed entries, 8k-token request, 16 requests in flight per worker | ${fmt(median[0]!)} µs | ${fmt(median[1]!)} µs | p99 < 100 µs |`,
+);
+console.log(
+  `| \`computeBlockHashes\` (5000) | 8192 tokens → 128 blocks of 64 (done by the shell before \`route\`) | ${fmt(percentile(hashUs, 0.5))} µs | ${fmt(percentile(hashUs, 0.99))} µs | — |`,
+);
