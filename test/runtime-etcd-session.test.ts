@@ -5,7 +5,9 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import {
+  ConnectionClosedError,
   createEtcdClient,
+  createEtcdSession,
   type EtcdSessionEvent,
   type InstanceRegistration,
   openEtcdSession,
@@ -121,5 +123,77 @@ describe("etcd session", () => {
       await session.close();
       client.close();
     }
+  });
+
+  it("a session started while etcd is down registers once etcd starts", async (t) => {
+    await using etcd = await startEtcd();
+    if (etcd.lifecycleUnsupportedReason !== undefined) return t.skip(etcd.lifecycleUnsupportedReason);
+    await etcd.stop();
+    const started = Date.now();
+    const session = createEtcdSession({
+      endpoints: etcd.endpoints,
+      prefix: "/t4",
+      leaseTtlSec: 2,
+      regrantDelayMs: 100,
+      maxRegrantDelayMs: 500,
+    });
+    assert.ok(Date.now() - started < 1_000, "returned without waiting for etcd");
+    const events: EtcdSessionEvent[] = [];
+    session.onEvent((e) => events.push(e));
+    const registered = session.register("mock-engine", "m1", { addresses: {}, version: "1" });
+    const put = session.putUnderLease("/t4/engines/w1", '{"w":1}');
+    const client = createEtcdClient(etcd.endpoints, 2000);
+    try {
+      await waitFor("a failed grant", async () => events.find((e) => e.type === "regrant-failed"));
+      assert.equal(session.hasLease, false);
+
+      await etcd.start();
+      await session.ready(AbortSignal.timeout(30_000));
+      assert.equal(session.hasLease, true);
+      assert.equal(await registered, "/t4/instances/mock-engine/m1");
+      await put;
+      const leaseId = await session.leaseId();
+      const res = await client.getAll().prefix("/t4/").exec();
+      assert.deepEqual(res.kvs.map((kv) => kv.key.toString()).sort(), [
+        "/t4/engines/w1",
+        "/t4/instances/mock-engine/m1",
+      ]);
+      for (const kv of res.kvs) assert.equal(String(kv.lease), leaseId);
+    } finally {
+      await session.close();
+    }
+    assert.equal((await client.getAll().prefix("/t4/").keys()).length, 0, "revoked on close");
+    client.close();
+  });
+
+  it("close() while etcd is down returns within a second and fails pending writes", async (t) => {
+    await using etcd = await startEtcd();
+    if (etcd.lifecycleUnsupportedReason !== undefined) return t.skip(etcd.lifecycleUnsupportedReason);
+    await etcd.stop();
+    const session = createEtcdSession({ endpoints: etcd.endpoints, prefix: "/t5", leaseTtlSec: 2 });
+    const registered = session.register("ingress", "i1", { addresses: {}, version: "1" });
+    const ready = session.ready();
+    await sleep(300);
+    const started = Date.now();
+    await session.close();
+    assert.ok(Date.now() - started < 1_000, `close took ${Date.now() - started} ms`);
+    await assert.rejects(registered, ConnectionClosedError);
+    await assert.rejects(ready, ConnectionClosedError);
+    await assert.rejects(session.leaseId(), ConnectionClosedError);
+
+    // openEtcdSession() is bounded by its signal, and closes what it opened.
+    await assert.rejects(
+      openEtcdSession({ endpoints: etcd.endpoints, signal: AbortSignal.timeout(300) }),
+      (err: Error) => err.name === "TimeoutError",
+    );
+
+    // A session that held a lease when etcd went away also closes promptly (the TTL cleans up).
+    await etcd.start();
+    const held = await openEtcdSession({ endpoints: etcd.endpoints, prefix: "/t5", leaseTtlSec: 2 });
+    await held.register("ingress", "i2", { addresses: {}, version: "1" });
+    await etcd.stop();
+    const heldStarted = Date.now();
+    await held.close();
+    assert.ok(Date.now() - heldStarted < 2_000, `close took ${Date.now() - heldStarted} ms`);
   });
 });

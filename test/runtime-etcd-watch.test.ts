@@ -1,7 +1,14 @@
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createEtcdClient, type PrefixWatchStatus, type WatchEntry, watchPrefix } from "@sluice/runtime";
+import {
+  ConnectionClosedError,
+  createEtcdClient,
+  type PrefixWatchStatus,
+  startPrefixWatch,
+  type WatchEntry,
+  watchPrefix,
+} from "@sluice/runtime";
 import { startEtcd, startFaultProxy } from "@sluice/testkit";
 
 async function until(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
@@ -139,5 +146,52 @@ describe("watchPrefix", () => {
       watcherClient.close();
       writer.close();
     }
+  });
+
+  it("startPrefixWatch started while etcd is down delivers the snapshot once it starts, then changes", async (t) => {
+    await using etcd = await startEtcd();
+    if (etcd.lifecycleUnsupportedReason !== undefined) return t.skip(etcd.lifecycleUnsupportedReason);
+    const writer = createEtcdClient(etcd.endpoints, 2000);
+    await writer.put("/bg/a").value("1").exec();
+    await etcd.stop();
+    const watcherClient = createEtcdClient(etcd.endpoints, 2000);
+    const rec = recorder();
+    const watch = startPrefixWatch(watcherClient, "/bg/", rec.handlers, { retryDelayMs: 100 });
+    try {
+      assert.equal(watch.hasSnapshot, false);
+      await until("a failed first read", () => rec.statuses.some((s) => s.type === "disconnected"));
+      assert.equal(watch.entries().size, 0);
+
+      await etcd.start();
+      await watch.ready(AbortSignal.timeout(30_000));
+      assert.deepEqual(
+        rec.snapshot().map((e) => `${e.key}=${e.value}`),
+        ["/bg/a=1"],
+      );
+      await retrying(() => writer.put("/bg/b").value("2").exec());
+      await until("the change after the snapshot", () => rec.log.length >= 1);
+      assert.deepEqual(rec.log, ["put /bg/b=2"]);
+    } finally {
+      await watch.close();
+      watcherClient.close();
+      writer.close();
+    }
+  });
+
+  it("startPrefixWatch closes promptly during an outage and fails pending waits", async (t) => {
+    await using etcd = await startEtcd();
+    if (etcd.lifecycleUnsupportedReason !== undefined) return t.skip(etcd.lifecycleUnsupportedReason);
+    await etcd.stop();
+    const client = createEtcdClient(etcd.endpoints, 2000);
+    const rec = recorder();
+    const watch = startPrefixWatch(client, "/down/", rec.handlers, { retryDelayMs: 100 });
+    const waiting = watch.ready();
+    await sleep(300);
+    const started = Date.now();
+    await watch.close();
+    assert.ok(Date.now() - started < 1_000, `close took ${Date.now() - started} ms`);
+    await assert.rejects(waiting, ConnectionClosedError);
+    assert.equal(watch.hasSnapshot, false);
+    client.close();
   });
 });

@@ -3,7 +3,14 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, type DescField, type DescMessage, equals } from "@bufbuild/protobuf";
 import * as proto from "@sluice/proto";
-import { connectNats, type NatsStatusEvent, protoCodec, subjects } from "@sluice/runtime";
+import {
+  ConnectionClosedError,
+  connectNats,
+  createNatsClient,
+  type NatsStatusEvent,
+  protoCodec,
+  subjects,
+} from "@sluice/runtime";
 import { startNats } from "@sluice/testkit";
 
 async function until(what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
@@ -121,5 +128,73 @@ describe("NATS", () => {
     await handle.close();
     await done;
     assert.equal(types.at(-1), "closed");
+  });
+
+  it("a client created while NATS is down serves at once, then connects and subscribes when it starts", async (t) => {
+    await using nats = await startNats();
+    if (nats.lifecycleUnsupportedReason !== undefined) return t.skip(nats.lifecycleUnsupportedReason);
+    await nats.stop();
+    const started = Date.now();
+    const client = createNatsClient({ servers: nats.url, name: "late-start", reconnectDelayMs: 100 });
+    // Returned without waiting for the server, which is down.
+    assert.ok(Date.now() - started < 1_000);
+    const seen: NatsStatusEvent["type"][] = [];
+    client.onStatus((e) => seen.push(e.type));
+    const received: number[] = [];
+    client.subscribe("late.start", (msg) => received.push(msg.data[0] ?? -1));
+    try {
+      assert.equal(client.isConnected, false);
+      assert.equal(client.connection, undefined);
+      assert.equal(client.publish("late.start", new Uint8Array([1])), false, "dropped while down");
+      assert.equal(client.droppedPublishes, 1);
+      await until("a failed first connect", () => seen.includes("connect-failed"));
+
+      await nats.start();
+      await client.ready(AbortSignal.timeout(20_000));
+      assert.equal(client.isConnected, true);
+      assert.ok(seen.includes("connected"), seen.join(","));
+      // The subscription made before the first connect is live: publish until it hears one.
+      await until("a message through the early subscription", () => {
+        client.publish("late.start", new Uint8Array([2]));
+        return received.length > 0;
+      });
+      assert.deepEqual([...new Set(received)], [2], "nothing published while down was delivered");
+    } finally {
+      await client.close();
+    }
+    assert.equal(seen.at(-1), "closed");
+  });
+
+  it("close() during an outage returns within a second and fails pending waits", async (t) => {
+    await using nats = await startNats();
+    if (nats.lifecycleUnsupportedReason !== undefined) return t.skip(nats.lifecycleUnsupportedReason);
+
+    // Never connected: ready() waiters get ConnectionClosedError.
+    await nats.stop();
+    const neverUp = createNatsClient({ servers: nats.url, name: "never-up" });
+    const waiting = neverUp.ready();
+    await sleep(200);
+    let started = Date.now();
+    await neverUp.close();
+    assert.ok(Date.now() - started < 1_000, `close took ${Date.now() - started} ms`);
+    await assert.rejects(waiting, ConnectionClosedError);
+    assert.equal(neverUp.isClosed, true);
+    assert.equal(neverUp.publish("x", new Uint8Array([1])), false);
+
+    // Connected, then the server went away: close() skips the drain that could not finish.
+    await nats.start();
+    const wasUp = await connectNats({ servers: nats.url, name: "was-up", reconnectDelayMs: 100 });
+    await nats.stop();
+    await until("the disconnect", () => !wasUp.isConnected);
+    started = Date.now();
+    await wasUp.close();
+    assert.ok(Date.now() - started < 1_000, `close took ${Date.now() - started} ms`);
+    assert.equal(wasUp.connection.isClosed(), true);
+
+    // connectNats() is bounded by its signal, and closes what it opened.
+    await assert.rejects(
+      connectNats({ servers: nats.url, name: "bounded", signal: AbortSignal.timeout(300) }),
+      (err: Error) => err.name === "TimeoutError",
+    );
   });
 });

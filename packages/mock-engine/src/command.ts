@@ -2,9 +2,10 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dynamoMockerStepTime, type EngineModelOptions, splitwiseStepTime } from "@sluice/core";
 import {
+  createEtcdSession,
+  createNatsClient,
   createPromMetrics,
   type ProcessShell,
-  sluiceKeys,
   startProcessShell,
   subjects,
 } from "@sluice/runtime";
@@ -12,11 +13,6 @@ import type { DestinationStream } from "pino";
 import { mockEngineSchema } from "./config.js";
 import { MockEngineConfigError } from "./errors.js";
 import { type MockEngine, startMockEngine } from "./mock-engine.js";
-import {
-  connectSharedState,
-  engineRegistrationValue,
-  instanceRegistrationValue,
-} from "./shared-state-connect.js";
 
 const VERSION = "0.1.0";
 const SUMMARY = "Simulated vLLM-like engine serving the OpenAI API in real time";
@@ -85,6 +81,36 @@ function engineOptions(config: Config): Partial<EngineModelOptions> {
   };
 }
 
+interface EngineRegistrationInput {
+  workerId: string;
+  model: string;
+  url: string;
+  blockSize: number;
+  kvTotalBlocks: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  startedAtMs: number;
+}
+
+/**
+ * `engines/{worker_id}`: proto3 JSON (proto field names) of `sluice.v1.EngineRegistration`. Without an
+ * engine-scheduler sidecar the engine itself is what ingresses forward to, so `scheduler_url` is the
+ * engine's URL too.
+ */
+function engineRegistrationValue(input: EngineRegistrationInput): object {
+  return {
+    worker_id: input.workerId,
+    model: input.model,
+    engine_url: input.url,
+    scheduler_url: input.url,
+    block_size: input.blockSize,
+    kv_total_blocks: input.kvTotalBlocks,
+    max_num_seqs: input.maxNumSeqs,
+    max_num_batched_tokens: input.maxNumBatchedTokens,
+    started_at_ms: input.startedAtMs,
+  };
+}
+
 function advertisedUrl(config: Config, boundUrl: string, port: number): string {
   if (config.advertiseUrl !== "") return config.advertiseUrl.replace(/\/+$/, "");
   // A wildcard bind is not an address anyone can dial: advertise the host name instead.
@@ -137,9 +163,22 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
     return 2;
   }
 
-  const sharedState = connectSharedState(config, logger.child({ component: "shared-state" }));
+  // Both come up in the background: the engine serves at once and keeps serving through NATS and
+  // etcd outages (DESIGN §9); publishes are dropped while NATS is down, registrations are written
+  // as soon as a lease exists and again after every lease loss.
+  const nats = createNatsClient({
+    servers: config.natsUrl,
+    name: `mock-engine-${config.id}`,
+    logger: logger.child({ component: "nats" }),
+  });
+  const etcd = createEtcdSession({
+    endpoints: config.etcdEndpoints,
+    prefix: config.etcdPrefix,
+    // etcd grants at least ~2 s whatever is asked, and the session needs whole seconds >= 2.
+    leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
+    logger: logger.child({ component: "etcd" }),
+  });
   const subjectNames = subjects(config.namespace);
-  const keys = sluiceKeys(config.etcdPrefix);
   let engine: MockEngine;
   try {
     engine = await startMockEngine({
@@ -159,7 +198,7 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
       },
       metrics: createPromMetrics(registry, { requiredPrefix: "vllm:" }),
       metricsText: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-      publisher: sharedState.publisher,
+      publisher: () => nats,
       kvSubject: subjectNames.engineKv(workerId),
       loadSubject: subjectNames.engineLoad(workerId),
       load: { heartbeatIntervalMs: config.loadHeartbeatMs },
@@ -169,7 +208,7 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
     const configError = (error as Error).name.endsWith("ConfigError");
     if (configError) stderr.write(`sluice mock-engine: ${(error as Error).message}\n`);
     else logger.error({ err: error }, "cannot start the mock engine");
-    await Promise.allSettled([sharedState.releaseLease(), sharedState.closeNats()]);
+    await Promise.allSettled([etcd.close(), nats.close()]);
     await shutdown.shutdown("start-up failed");
     return configError ? 2 : 1;
   }
@@ -185,32 +224,31 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
     // The own grace outlasts the bound so that the bound (the shell's signal) is what cuts work.
     await engine.close(config.shutdownTimeoutMs + 1_000);
   });
-  shutdown.register("release", "etcd-lease", () => sharedState.releaseLease());
-  shutdown.register("close", "nats", () => sharedState.closeNats());
+  shutdown.register("release", "etcd-lease", () => etcd.close());
+  shutdown.register("close", "nats", () => nats.close());
 
   const startedAtMs = Date.now();
   const engineOpts = engine.engineOptions;
-  sharedState.register(keys.instance("mock-engine", config.id), () =>
-    instanceRegistrationValue({
-      id: config.id,
-      url,
-      adminUrl: shell.admin.url,
-      version: VERSION,
-      startedAtMs,
-    }),
-  );
+  // Not awaited: written whenever etcd is reachable (the session logs failures and retries).
+  void etcd.register("mock-engine", config.id, {
+    addresses: { http: url, admin: shell.admin.url },
+    version: VERSION,
+  });
   if (config.registerEngine) {
-    sharedState.register(keys.engine(workerId), () =>
-      engineRegistrationValue({
-        workerId,
-        model: config.model,
-        url,
-        blockSize: engineOpts.blockSize,
-        kvTotalBlocks: engineOpts.numGpuBlocks,
-        maxNumSeqs: engineOpts.maxNumSeqs,
-        maxNumBatchedTokens: engineOpts.maxNumBatchedTokens,
-        startedAtMs,
-      }),
+    void etcd.putUnderLease(
+      etcd.keys.engine(workerId),
+      JSON.stringify(
+        engineRegistrationValue({
+          workerId,
+          model: config.model,
+          url,
+          blockSize: engineOpts.blockSize,
+          kvTotalBlocks: engineOpts.numGpuBlocks,
+          maxNumSeqs: engineOpts.maxNumSeqs,
+          maxNumBatchedTokens: engineOpts.maxNumBatchedTokens,
+          startedAtMs,
+        }),
+      ),
     );
   }
   logger.info(

@@ -88,4 +88,27 @@ describe("createKvEventPublisher", () => {
     assert.equal(publisher.dropped(), 1);
     assert.equal(publisher.lastEventId(), 3n);
   });
+  it("does not use up an id for an event the publisher dropped (returned false)", () => {
+    const sent: string[] = [];
+    let up = false;
+    const publisher = createKvEventPublisher(
+      {
+        publish: (_s: string, p: Uint8Array) => {
+          if (!up) return false;
+          sent.push(new TextDecoder().decode(p));
+          return true;
+        },
+      },
+      "kv",
+      "9",
+    );
+    publisher.publish([{ type: "cleared" }, { type: "cleared" }]);
+    up = true;
+    publisher.publish([{ type: "cleared" }]);
+    assert.deepEqual(
+      sent.map((t) => parseRouterEvent(t).eventId),
+      [1n],
+    );
+    assert.equal(publisher.dropped(), 2);
+  });
 });

@@ -133,9 +133,13 @@ export function parseRouterEvent(text: string): ParsedRouterEvent {
   throw new Error("RouterEvent: unknown event data");
 }
 
-/** The publishing slice of a NATS connection (nats.js `NatsConnection.publish` fits). */
+/**
+ * The publishing slice of a NATS client: the runtime's `NatsClient.publish` (returns `false` when it
+ * dropped the message because NATS is not connected) and nats.js `NatsConnection.publish` both fit.
+ */
 export interface Publisher {
-  publish(subject: string, payload: Uint8Array): void;
+  /** `false` means dropped; any other result (nats.js returns nothing) means handed to NATS. */
+  publish(subject: string, payload: Uint8Array): unknown;
 }
 
 export interface KvEventPublisher {
@@ -143,14 +147,15 @@ export interface KvEventPublisher {
   publish(events: readonly KvEvent[]): void;
   /** Event id of the last event handed to NATS (0 before the first). */
   lastEventId(): bigint;
-  /** Events not handed to NATS because publishing threw (connection closed). */
+  /** Events not handed to NATS (not connected, or publishing threw). */
   dropped(): number;
 }
 
 /**
- * Publishes KV events with a per-worker monotonically increasing `event_id` (starting at 1). While
- * NATS is disconnected nats.js buffers publishes and flushes them on reconnect; if the connection is
- * closed for good the events are counted as dropped and serving carries on.
+ * Publishes KV events with a per-worker monotonically increasing `event_id` (starting at 1). Events
+ * the publisher drops (NATS down: the runtime client drops rather than buffers) or that throw are
+ * counted as dropped and do not use up an id, so ids stay gapless among delivered events; serving
+ * carries on either way.
  */
 export function createKvEventPublisher(
   publisher: Publisher | (() => Publisher | undefined),
@@ -172,7 +177,10 @@ export function createKvEventPublisher(
         }
         const nextId = eventId + 1n;
         try {
-          target.publish(subject, encoder.encode(routerEventJson(dynamoId, nextId, event)));
+          if (target.publish(subject, encoder.encode(routerEventJson(dynamoId, nextId, event))) === false) {
+            droppedCount += 1;
+            continue;
+          }
           eventId = nextId;
         } catch {
           droppedCount += 1;

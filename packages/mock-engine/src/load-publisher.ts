@@ -40,7 +40,7 @@ function fingerprint(load: EngineLoadSnapshot): string {
 
 /**
  * Publishes `sluice.v1.EngineLoad` (binary protobuf) on change with a debounce, plus a heartbeat.
- * Publishing failures (NATS closed) are swallowed: the next change or heartbeat tries again.
+ * Publishing failures (NATS down or closed) are swallowed: the next change or heartbeat tries again.
  */
 export function createLoadPublisher(
   deps: LoadPublisherDeps,
@@ -85,8 +85,8 @@ export function createLoadPublisher(
       heartbeatIntervalMs,
     });
     try {
-      target.publish(deps.subject, toBinary(EngineLoadSchema, message));
-      seq += 1n;
+      // Dropped (NATS down) does not use up a sequence number; the next change or heartbeat retries.
+      if (target.publish(deps.subject, toBinary(EngineLoadSchema, message)) !== false) seq += 1n;
     } catch {
       // Connection closed: the heartbeat retries; serving is unaffected.
     }

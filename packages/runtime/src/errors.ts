@@ -74,3 +74,11 @@ export class GrpcCallError extends Error {
 // UNAVAILABLE and RESOURCE_EXHAUSTED are transient by definition; DEADLINE_EXCEEDED is not retried
 // blindly because the caller's own budget is usually spent too.
 const RETRYABLE_GRPC_CODES: ReadonlySet<number> = new Set([8, 14]);
+
+/**
+ * The NATS client or etcd session was closed before the awaited thing happened (first connect,
+ * lease grant, a registration being written). Not retryable: the owner shut it down on purpose.
+ */
+export class ConnectionClosedError extends Error {
+  override readonly name = "ConnectionClosedError";
+}

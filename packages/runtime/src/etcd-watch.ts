@@ -1,4 +1,5 @@
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from "etcd3";
+import { ConnectionClosedError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 /** One key's state as delivered to watchers. Revisions are numbers: 2^53 writes is out of reach. */
@@ -29,6 +30,11 @@ export type PrefixWatchStatus =
 export interface PrefixWatchOptions {
   /** Delay before resuming after a disconnect or failed range read. Default 200 ms. */
   readonly retryDelayMs?: number;
+  /**
+   * `startPrefixWatch` only: the first snapshot read is retried after `retryDelayMs`, doubling up to
+   * this while etcd stays unreachable. Default 5000 ms.
+   */
+  readonly maxInitialRetryDelayMs?: number;
   readonly logger?: Logger;
 }
 
@@ -40,7 +46,19 @@ export interface PrefixWatch {
   close(): Promise<void>;
 }
 
+/** A watch whose first snapshot is read in the background (`startPrefixWatch`). */
+export interface BackgroundPrefixWatch extends PrefixWatch {
+  /** True once the first snapshot was delivered. */
+  readonly hasSnapshot: boolean;
+  /**
+   * Resolves once the first snapshot was delivered (at once if it was). Rejects with
+   * `ConnectionClosedError` if the watch closes first, or with `signal.reason` when aborted.
+   */
+  ready(signal?: AbortSignal): Promise<void>;
+}
+
 export const DEFAULT_WATCH_RETRY_DELAY_MS = 200;
+export const DEFAULT_WATCH_MAX_INITIAL_RETRY_DELAY_MS = 5_000;
 
 const toEntry = (kv: IKeyValue): WatchEntry => ({
   key: kv.key.toString("utf8"),
@@ -64,6 +82,110 @@ export async function watchPrefix(
   handlers: PrefixWatchHandlers,
   options: PrefixWatchOptions = {},
 ): Promise<PrefixWatch> {
+  const { watch, loadSnapshot } = createPrefixWatch(client, prefix, handlers, options);
+  try {
+    await loadSnapshot(false);
+  } catch (err) {
+    await watch.close();
+    throw err;
+  }
+  return watch;
+}
+
+/**
+ * `watchPrefix` without waiting: returns at once and reads the first snapshot in the background,
+ * retrying with backoff while etcd is unreachable (a process started during an etcd outage serves on
+ * its defaults meanwhile, DESIGN §9). `onSnapshot` fires once that read succeeds; after it everything
+ * behaves as `watchPrefix`. Failed attempts are reported as `disconnected` statuses.
+ */
+export function startPrefixWatch(
+  client: Etcd3,
+  prefix: string,
+  handlers: PrefixWatchHandlers,
+  options: PrefixWatchOptions = {},
+): BackgroundPrefixWatch {
+  const { watch, loadSnapshot } = createPrefixWatch(client, prefix, handlers, options);
+  const retryDelayMs = options.retryDelayMs ?? DEFAULT_WATCH_RETRY_DELAY_MS;
+  const maxRetryDelayMs = Math.max(
+    retryDelayMs,
+    options.maxInitialRetryDelayMs ?? DEFAULT_WATCH_MAX_INITIAL_RETRY_DELAY_MS,
+  );
+  let closed = false;
+  let hasSnapshot = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  const waiters = new Set<{ resolve: () => void; reject: (err: unknown) => void }>();
+
+  const attempt = (failures: number): void => {
+    retryTimer = undefined;
+    if (closed) return;
+    loadSnapshot(true).then(
+      () => {
+        if (closed) return;
+        hasSnapshot = true;
+        for (const waiter of waiters) waiter.resolve();
+        waiters.clear();
+      },
+      (err: unknown) => {
+        if (closed) return;
+        const error = err instanceof Error ? err : new Error(String(err));
+        const delayMs = Math.min(maxRetryDelayMs, retryDelayMs * 2 ** Math.min(failures, 20));
+        options.logger?.warn({ err: error, prefix, retryInMs: delayMs }, "etcd prefix read failed; retrying");
+        handlers.onStatus?.({ type: "disconnected", error, lastRevision: 0 });
+        retryTimer = setTimeout(() => attempt(failures + 1), delayMs);
+        retryTimer.unref();
+      },
+    );
+  };
+  attempt(0);
+
+  return {
+    get revision() {
+      return watch.revision;
+    },
+    get hasSnapshot() {
+      return hasSnapshot;
+    },
+    entries: () => watch.entries(),
+    ready: (signal) => {
+      if (hasSnapshot) return Promise.resolve();
+      if (closed) return Promise.reject(new ConnectionClosedError("etcd prefix watch closed"));
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      return new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          waiters.delete(waiter);
+          reject(signal?.reason);
+        };
+        const waiter = {
+          resolve: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+          reject: (err: unknown) => {
+            signal?.removeEventListener("abort", onAbort);
+            reject(err);
+          },
+        };
+        waiters.add(waiter);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    },
+    close: async () => {
+      closed = true;
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      for (const waiter of waiters) waiter.reject(new ConnectionClosedError("etcd prefix watch closed"));
+      waiters.clear();
+      await watch.close();
+    },
+  };
+}
+
+/** The shared machinery: state, resume and resync; `loadSnapshot` does the first read and starts watching. */
+function createPrefixWatch(
+  client: Etcd3,
+  prefix: string,
+  handlers: PrefixWatchHandlers,
+  options: PrefixWatchOptions,
+): { watch: PrefixWatch; loadSnapshot: (guardHandler: boolean) => Promise<void> } {
   const retryDelayMs = options.retryDelayMs ?? DEFAULT_WATCH_RETRY_DELAY_MS;
   const state = new Map<string, WatchEntry>();
   let lastRevision = 0;
@@ -168,13 +290,18 @@ export async function watchPrefix(
     startWatcher();
   };
 
-  const initial = await readRange();
-  for (const entry of initial.entries) state.set(entry.key, entry);
-  lastRevision = initial.revision;
-  handlers.onSnapshot(initial.entries, initial.revision);
-  startWatcher();
+  const loadSnapshot = async (guardHandler: boolean): Promise<void> => {
+    const initial = await readRange();
+    if (closed) return;
+    for (const entry of initial.entries) state.set(entry.key, entry);
+    lastRevision = initial.revision;
+    // watchPrefix lets a throwing onSnapshot reach its caller; in the background it is only logged.
+    if (guardHandler) safely("onSnapshot", () => handlers.onSnapshot(initial.entries, initial.revision));
+    else handlers.onSnapshot(initial.entries, initial.revision);
+    startWatcher();
+  };
 
-  return {
+  const watch: PrefixWatch = {
     get revision() {
       return lastRevision;
     },
@@ -191,4 +318,5 @@ export async function watchPrefix(
       }
     },
   };
+  return { watch, loadSnapshot };
 }

@@ -1,4 +1,34 @@
-import { connect, DebugEvents, Events, type NatsConnection } from "nats";
+// The process's one NATS connection. Two entry points over one implementation:
+//
+//   const nats = createNatsClient({ servers, name, logger });  // returns at once, never throws on I/O
+//   nats.publish(subject, bytes);             // false (and counted) while not connected
+//   const off = nats.subscribe(subject, (msg) => …); // survives the first connect and reconnects
+//   await nats.ready(signal);                 // optional: wait for the first connect (abortable)
+//   await nats.close();                       // any time, also before the first connect; prompt
+//
+//   const handle = await connectNats({ servers, name, signal }); // waits for the first connect
+//   handle.connection.request(…);             // `connection` is defined on this variant
+//
+// Prefer `publish()` / `subscribe()` over `connection.*`: they work before the first connect and
+// keep the drop count; `connection` is there for what the wrapper does not cover (request, JetStream).
+//
+// The first connect is retried here on unref'd timers (so a missing NATS never keeps a stopping
+// process alive); after it nats.js reconnects by itself, forever (DESIGN §9).
+//
+// Publishing while disconnected: DROPPED AND COUNTED (`droppedPublishes`), never buffered by us.
+// nats.js discards its own outbound buffer at every reconnect attempt anyway, so a buffer would
+// only hide loss; load snapshots and heartbeats are re-sent by their publishers, and subscribers
+// resync from sequence numbers.
+import {
+  connect,
+  DebugEvents,
+  Events,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from "nats";
+import { ConnectionClosedError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 /** What a process can act on: NATS reachable or not, and why. */
@@ -11,6 +41,8 @@ export type NatsStatusEvent =
   | { readonly type: "error"; readonly message: string }
   /** Server asks clients to move (lame duck mode) before it shuts down. */
   | { readonly type: "lame-duck" }
+  /** A first-connect attempt failed (server down); the next one follows in `retryInMs`. */
+  | { readonly type: "connect-failed"; readonly error: Error; readonly retryInMs: number }
   /** Closed for good (close() or a fatal error); no more events follow. */
   | { readonly type: "closed"; readonly error: Error | undefined };
 
@@ -89,10 +121,33 @@ export function natsReconnectDelayMs(
   return Math.round(base + random() * opts.reconnectJitterMs);
 }
 
-export interface NatsHandle {
-  readonly connection: NatsConnection;
+export interface NatsSubscribeOptions {
+  /** Queue group: each message goes to one member of the group. */
+  readonly queue?: string;
+}
+
+/** A NATS client whose connection comes up in the background (see the header of this file). */
+export interface NatsClient {
+  /** The nats.js connection once the first connect succeeded (it survives reconnects); before that undefined. */
+  readonly connection: NatsConnection | undefined;
   /** True between a (re)connect and the next disconnect. */
   readonly isConnected: boolean;
+  /** True once close() was called or the connection closed for good. */
+  readonly isClosed: boolean;
+  /** Publishes dropped because NATS was not connected (or the client was closed). */
+  readonly droppedPublishes: number;
+  /** Sends now, or drops and counts when not connected; returns whether it was handed to nats.js. */
+  publish(subject: string, data?: Uint8Array, options?: { readonly headers?: MsgHdrs }): boolean;
+  /**
+   * Subscribes now if connected, else at the first connect (nats.js re-subscribes after reconnects).
+   * Handler errors are logged, never thrown into nats.js. Returns the function that unsubscribes.
+   */
+  subscribe(subject: string, onMessage: (msg: Msg) => void, options?: NatsSubscribeOptions): () => void;
+  /**
+   * Resolves once the first connection is up (at once if it already was). Rejects with
+   * `ConnectionClosedError` if the client closes first, or with `signal.reason` when aborted.
+   */
+  ready(signal?: AbortSignal): Promise<void>;
   /**
    * Registers a listener, which is called at once with the current state (`connected` or
    * `disconnected`) and then with every change; returns the function that removes it. Listener
@@ -101,32 +156,44 @@ export interface NatsHandle {
   onStatus(listener: NatsStatusListener): () => void;
   /** Status events as an async iterable that ends after `closed`. */
   statusEvents(): AsyncIterable<NatsStatusEvent>;
-  /** Drains subscriptions and pending publishes, then closes. Idempotent. */
+  /**
+   * Drains subscriptions and pending publishes (at most `drainTimeoutMs`) when connected, closes at
+   * once when not (a drain cannot finish during an outage). Idempotent; works before the first connect.
+   */
   close(): Promise<void>;
 }
 
-/**
- * Connects with reconnect forever (an outage must never end a process) and a typed status
- * stream. Resolves once the first connection is up: a process started before NATS waits here.
- */
-export async function connectNats(options: NatsConnectOptions): Promise<NatsHandle> {
-  const opts = natsOptionsWithDefaults(options);
-  let disconnectedAt: number | undefined;
-  const connection = await connect({
-    servers: opts.servers,
-    name: opts.name,
-    maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
-    reconnect: true,
-    reconnectDelayHandler: () =>
-      natsReconnectDelayMs(disconnectedAt === undefined ? 0 : Date.now() - disconnectedAt, opts),
-    pingInterval: opts.pingIntervalMs,
-    maxPingOut: opts.maxPingsOut,
-    timeout: opts.connectTimeoutMs,
-  });
+/** A requested subscription; `active` is set once it exists on the connection. */
+interface WantedSubscription {
+  readonly subject: string;
+  readonly queue: string | undefined;
+  readonly onMessage: (msg: Msg) => void;
+  active: Subscription | undefined;
+}
 
+/** A client whose first connection is known to be up: what `connectNats` resolves with. */
+export interface NatsHandle extends NatsClient {
+  readonly connection: NatsConnection;
+}
+
+/**
+ * Returns at once; connects in the background with reconnect forever (an outage must never end a
+ * process) and a typed status stream.
+ */
+export function createNatsClient(options: NatsConnectOptions): NatsClient {
+  const opts = natsOptionsWithDefaults(options);
+  const startedAt = Date.now();
+  let disconnectedAt: number | undefined;
+  let connection: NatsConnection | undefined;
+  let connected = false;
+  let closed = false;
+  let dropped = 0;
+  let server = opts.servers[0] ?? "";
+  let retryTimer: NodeJS.Timeout | undefined;
   const listeners = new Set<NatsStatusListener>();
-  let connected = true;
+  const readyWaiters = new Set<{ resolve: () => void; reject: (err: unknown) => void }>();
+  const wanted = new Set<WantedSubscription>();
+
   const emit = (event: NatsStatusEvent): void => {
     for (const listener of listeners) {
       try {
@@ -137,50 +204,123 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsHand
     }
   };
 
-  let server = String(connection.getServer());
-  void (async () => {
-    for await (const status of connection.status()) {
-      const data = typeof status.data === "string" ? status.data : String(status.data);
-      switch (status.type) {
-        case Events.Disconnect:
-          connected = false;
-          disconnectedAt ??= Date.now();
-          opts.logger?.warn({ server: data }, "NATS disconnected");
-          emit({ type: "disconnected", server: data });
-          break;
-        case Events.Reconnect:
-          connected = true;
-          disconnectedAt = undefined;
-          server = data;
-          opts.logger?.info({ server: data }, "NATS reconnected");
-          emit({ type: "reconnected", server: data });
-          break;
-        case DebugEvents.Reconnecting:
-          emit({ type: "reconnecting" });
-          break;
-        case Events.Error:
-          opts.logger?.warn({ error: data }, "NATS async error");
-          emit({ type: "error", message: data });
-          break;
-        case Events.LDM:
-          emit({ type: "lame-duck" });
-          break;
-        default:
-          break;
-      }
-    }
-  })().catch((err: unknown) => opts.logger?.error({ err }, "NATS status loop failed"));
-  void connection.closed().then((err) => {
-    connected = false;
-    if (err !== undefined) opts.logger?.error({ err }, "NATS connection closed with error");
-    emit({ type: "closed", error: err instanceof Error ? err : undefined });
-    listeners.clear();
-  });
+  const activate = (nc: NatsConnection, sub: WantedSubscription): void => {
+    sub.active = nc.subscribe(sub.subject, {
+      ...(sub.queue === undefined ? {} : { queue: sub.queue }),
+      callback: (err, msg) => {
+        if (err !== null) {
+          opts.logger?.warn({ err, subject: sub.subject }, "NATS subscription error");
+          return;
+        }
+        try {
+          sub.onMessage(msg);
+        } catch (handlerErr) {
+          opts.logger?.error({ err: handlerErr, subject: msg.subject }, "NATS message handler threw");
+        }
+      },
+    });
+  };
 
-  // A new listener first hears the current state, so "connected" is never missed by
-  // subscribing after connectNats() resolved.
-  const subscribe = (listener: NatsStatusListener): (() => void) => {
-    if (connection.isClosed()) return () => undefined;
+  const finishClosed = (err: Error | undefined): void => {
+    closed = true;
+    connected = false;
+    for (const waiter of readyWaiters)
+      waiter.reject(new ConnectionClosedError("NATS client closed before it connected"));
+    readyWaiters.clear();
+    emit({ type: "closed", error: err });
+    listeners.clear();
+  };
+
+  const watch = (nc: NatsConnection): void => {
+    void (async () => {
+      for await (const status of nc.status()) {
+        const data = typeof status.data === "string" ? status.data : String(status.data);
+        switch (status.type) {
+          case Events.Disconnect:
+            connected = false;
+            disconnectedAt ??= Date.now();
+            opts.logger?.warn({ server: data }, "NATS disconnected; publishes are dropped until it is back");
+            emit({ type: "disconnected", server: data });
+            break;
+          case Events.Reconnect:
+            connected = true;
+            disconnectedAt = undefined;
+            server = data;
+            opts.logger?.info({ server: data }, "NATS reconnected");
+            emit({ type: "reconnected", server: data });
+            break;
+          case DebugEvents.Reconnecting:
+            emit({ type: "reconnecting" });
+            break;
+          case Events.Error:
+            opts.logger?.warn({ error: data }, "NATS async error");
+            emit({ type: "error", message: data });
+            break;
+          case Events.LDM:
+            emit({ type: "lame-duck" });
+            break;
+          default:
+            break;
+        }
+      }
+    })().catch((err: unknown) => opts.logger?.error({ err }, "NATS status loop failed"));
+    void nc.closed().then((err) => {
+      if (err !== undefined) opts.logger?.error({ err }, "NATS connection closed with error");
+      finishClosed(err instanceof Error ? err : undefined);
+    });
+  };
+
+  const adopt = (nc: NatsConnection): void => {
+    connection = nc;
+    connected = true;
+    server = String(nc.getServer());
+    opts.logger?.info({ server }, "NATS connected");
+    watch(nc);
+    for (const sub of wanted) activate(nc, sub);
+    emit({ type: "connected", server });
+    for (const waiter of readyWaiters) waiter.resolve();
+    readyWaiters.clear();
+  };
+
+  // nats.js's own first-connect wait (`waitOnFirstConnect`) cannot be cancelled, so the first
+  // connect is retried here instead.
+  const attempt = (): void => {
+    retryTimer = undefined;
+    if (closed) return;
+    connect({
+      servers: opts.servers,
+      name: opts.name,
+      maxReconnectAttempts: -1,
+      reconnect: true,
+      reconnectDelayHandler: () =>
+        natsReconnectDelayMs(disconnectedAt === undefined ? 0 : Date.now() - disconnectedAt, opts),
+      pingInterval: opts.pingIntervalMs,
+      maxPingOut: opts.maxPingsOut,
+      timeout: opts.connectTimeoutMs,
+    }).then(
+      (nc) => {
+        if (closed) {
+          void nc.close().catch(() => undefined); // close() ran while this attempt was in flight
+          return;
+        }
+        adopt(nc);
+      },
+      (err: unknown) => {
+        if (closed) return;
+        const error = err instanceof Error ? err : new Error(String(err));
+        const retryInMs = natsReconnectDelayMs(Date.now() - startedAt, opts);
+        opts.logger?.warn({ err: error, retryInMs }, "NATS unreachable; serving without it, retrying");
+        emit({ type: "connect-failed", error, retryInMs });
+        retryTimer = setTimeout(attempt, retryInMs);
+        retryTimer.unref();
+      },
+    );
+  };
+  attempt();
+
+  // A new listener first hears the current state, so "connected" is never missed by subscribing late.
+  const listen = (listener: NatsStatusListener): (() => void) => {
+    if (closed) return () => undefined;
     listeners.add(listener);
     const now: NatsStatusEvent = connected ? { type: "connected", server } : { type: "disconnected", server };
     try {
@@ -193,33 +333,123 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsHand
 
   let closing: Promise<void> | undefined;
   return {
-    connection,
+    get connection() {
+      return connection;
+    },
     get isConnected() {
       return connected;
     },
-    onStatus: (listener) => subscribe(listener),
-    statusEvents: () => statusIterable(subscribe, connection.isClosed()),
+    get isClosed() {
+      return closed;
+    },
+    get droppedPublishes() {
+      return dropped;
+    },
+    publish: (subject, data, publishOptions) => {
+      if (!connected || closed || connection === undefined) {
+        dropped += 1;
+        return false;
+      }
+      try {
+        connection.publish(subject, data, publishOptions);
+        return true;
+      } catch (err) {
+        // Closed under us, or a bad subject (a programming error worth a log line).
+        dropped += 1;
+        opts.logger?.warn({ err, subject }, "NATS publish failed");
+        return false;
+      }
+    },
+    subscribe: (subject, onMessage, subscribeOptions) => {
+      const sub = {
+        subject,
+        queue: subscribeOptions?.queue,
+        onMessage,
+        active: undefined as Subscription | undefined,
+      };
+      if (closed) return () => undefined;
+      wanted.add(sub);
+      if (connection !== undefined && !connection.isClosed()) activate(connection, sub);
+      return () => {
+        wanted.delete(sub);
+        sub.active?.unsubscribe();
+      };
+    },
+    ready: (signal) => {
+      if (connection !== undefined) return Promise.resolve();
+      if (closed) return Promise.reject(new ConnectionClosedError("NATS client is closed"));
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      return new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          readyWaiters.delete(waiter);
+          reject(signal?.reason);
+        };
+        const waiter = {
+          resolve: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+          reject: (err: unknown) => {
+            signal?.removeEventListener("abort", onAbort);
+            reject(err);
+          },
+        };
+        readyWaiters.add(waiter);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    },
+    onStatus: (listener) => listen(listener),
+    statusEvents: () => statusIterable(listen, closed),
     close: () => {
       closing ??= (async () => {
-        if (!connection.isClosed()) {
-          let timer: NodeJS.Timeout | undefined;
-          const drained = await Promise.race([
-            connection.drain().then(
-              () => true,
-              () => false, // already closing, or the link is down: closing is what we want anyway
-            ),
-            new Promise<boolean>((resolve) => {
-              timer = setTimeout(() => resolve(false), opts.drainTimeoutMs);
-            }),
-          ]);
-          clearTimeout(timer);
-          if (!drained && !connection.isClosed()) await connection.close();
+        const nc = connection;
+        if (retryTimer !== undefined) clearTimeout(retryTimer);
+        if (nc === undefined) {
+          finishClosed(undefined);
+          return;
         }
-        await connection.closed();
+        closed = true;
+        if (!nc.isClosed()) {
+          let drained = false;
+          if (connected) {
+            let timer: NodeJS.Timeout | undefined;
+            drained = await Promise.race([
+              nc.drain().then(
+                () => true,
+                () => false, // already closing, or the link just went down: closing is what we want anyway
+              ),
+              new Promise<boolean>((resolve) => {
+                timer = setTimeout(() => resolve(false), opts.drainTimeoutMs);
+              }),
+            ]);
+            clearTimeout(timer);
+          }
+          if (!drained && !nc.isClosed()) await nc.close();
+        }
+        await nc.closed();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * `createNatsClient` + `ready()`: resolves once the first connection is up, so `connection` is
+ * defined. `signal` bounds the wait; on abort the client is closed and the promise rejects with the
+ * signal's reason.
+ */
+export async function connectNats(
+  options: NatsConnectOptions & { readonly signal?: AbortSignal },
+): Promise<NatsHandle> {
+  const client = createNatsClient(options);
+  try {
+    await client.ready(options.signal);
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+  // ready() resolved, so the first connection exists, and `connection` never reverts to undefined.
+  return client as NatsHandle;
 }
 
 function statusIterable(
