@@ -1,0 +1,418 @@
+// `sluice engine-scheduler`: the L3 sidecar process. Process shell (config, logs, admin server,
+// shutdown), the scheduler around the core decision, the proxy, the engine scraper, NATS publishing
+// (load snapshots, decision events) and the etcd registration of the engine under this process's lease.
+import { hostname } from "node:os";
+import { createEngineDecision, type EngineDecision, engineDecisionOptionsFromPolicy } from "@sluice/core";
+import { Outcome } from "@sluice/proto";
+import {
+  connectNats,
+  DEFAULT_POLICY_KEY,
+  type EtcdSession,
+  type NatsHandle,
+  openEtcdSession,
+  type PolicyWatcher,
+  type ProcessShell,
+  startProcessShell,
+  subjects,
+  watchPolicies,
+} from "@sluice/runtime";
+import type { DestinationStream } from "pino";
+import { engineSchedulerSchema } from "./config.js";
+import { createDecisionEventPublisher } from "./decision-events.js";
+import { type EngineFacts, startEngineScraper } from "./engine-facts.js";
+import { EngineUnavailableError } from "./errors.js";
+import { createLoadPublisher } from "./load-publisher.js";
+import { type ProxyServer, startProxyServer } from "./proxy-server.js";
+import { createSidecarScheduler } from "./scheduler.js";
+import { createSidecarMetrics } from "./sidecar-metrics.js";
+
+const VERSION = "0.1.0";
+const SUMMARY = "L3 sidecar in front of one engine: exact queue, predictive TTFT/ITL admission";
+const ROLE = "engine-scheduler";
+
+/** The shape the `sluice` CLI expects of a subcommand. */
+export interface EngineSchedulerCommand {
+  readonly name: "engine-scheduler";
+  readonly summary: string;
+  run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
+}
+
+export interface LaunchEngineSchedulerOptions {
+  argv: readonly string[];
+  env?: Readonly<Record<string, string | undefined>>;
+  stdout?: { write(text: string): unknown };
+  stderr?: { write(text: string): unknown };
+  logDestination?: DestinationStream;
+}
+
+/** A started sidecar (in this Node process). */
+export interface LaunchedEngineScheduler {
+  /** Where clients (the ingress) send requests: the advertised URL. */
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly workerId: string;
+  readonly instanceId: string;
+  readonly decision: EngineDecision;
+  readonly scheduler: ReturnType<typeof createSidecarScheduler>;
+  readonly proxy: ProxyServer;
+  /** Graceful shutdown (as on SIGTERM); resolves with the exit code. */
+  stop(reason?: string): Promise<number>;
+  readonly exited: Promise<number>;
+}
+
+type Config = ProcessShell<typeof engineSchedulerSchema>["config"];
+
+function advertisedUrl(config: Config, boundUrl: string, port: number): string {
+  if (config.advertiseUrl !== "") return config.advertiseUrl.replace(/\/+$/, "");
+  if (config.host === "0.0.0.0" || config.host === "::") return `http://${hostname()}:${port}`;
+  return boundUrl;
+}
+
+/**
+ * Starts `sluice engine-scheduler` in this process. Returns the exit code instead of a handle when it
+ * exits during start-up (`--help` → 0, bad settings → 2, start-up failure → 1). Start-up waits for
+ * NATS and etcd (the sidecar's registration is what makes its engine routable at all).
+ */
+export async function launchEngineScheduler(
+  options: LaunchEngineSchedulerOptions,
+): Promise<LaunchedEngineScheduler | number> {
+  let exitCode: number | undefined;
+  let resolveExited: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => {
+    resolveExited = resolve;
+  });
+  const exit = ((code: number) => {
+    exitCode ??= code;
+    resolveExited(exitCode);
+  }) as (code: number) => never;
+
+  const shell = (await startProcessShell({
+    role: ROLE,
+    schema: engineSchedulerSchema,
+    argv: options.argv,
+    ...(options.env ? { env: options.env } : {}),
+    command: `sluice ${ROLE}`,
+    version: VERSION,
+    summary: SUMMARY,
+    exit,
+    ...(options.stdout ? { stdout: options.stdout } : {}),
+    ...(options.stderr ? { stderr: options.stderr } : {}),
+    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
+  })) as ProcessShell<typeof engineSchedulerSchema> | undefined;
+  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+
+  const { config, logger, shutdown, readiness } = shell;
+  const stderr = options.stderr ?? process.stderr;
+  const workerId = config.workerId === "" ? config.id : config.workerId;
+  const engineUrl = config.engineUrl.replace(/\/+$/, "");
+
+  let nats: NatsHandle;
+  let etcd: EtcdSession;
+  try {
+    nats = await connectNats({
+      servers: config.natsUrl,
+      name: `${ROLE}-${config.id}`,
+      logger: logger.child({ component: "nats" }),
+    });
+  } catch (error) {
+    logger.error({ err: error }, "cannot connect to NATS");
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+  try {
+    etcd = await openEtcdSession({
+      endpoints: config.etcdEndpoints,
+      prefix: config.etcdPrefix,
+      leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
+      logger: logger.child({ component: "etcd" }),
+    });
+  } catch (error) {
+    logger.error({ err: error }, "cannot open the etcd session");
+    await nats.close();
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+
+  // The policy in force for this model (etcd `policies/{model}`, else `_default`, else built-in).
+  // Flags given explicitly override its engine section (local tuning of one sidecar).
+  let policies: PolicyWatcher;
+  try {
+    policies = await watchPolicies({
+      client: etcd.client,
+      prefix: config.etcdPrefix,
+      logger: logger.child({ component: "policy" }),
+      metrics: shell.metrics,
+      onApplied: (change) => {
+        if (change.model === config.model || change.model === DEFAULT_POLICY_KEY)
+          logger.warn(
+            { key: change.key, revision: change.revision },
+            "policy changed: rejection status and default class apply now; classes and engine limits at the next restart",
+          );
+      },
+    });
+  } catch (error) {
+    logger.error({ err: error }, "cannot watch policies");
+    await Promise.allSettled([etcd.close(), nats.close()]);
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+  const policyNow = () => policies.current(config.model).policy;
+  const startPolicy = policyNow();
+  const given = (name: string) =>
+    shell.sources[name]?.kind !== undefined && shell.sources[name]?.kind !== "default";
+  let decision: EngineDecision;
+  try {
+    decision = createEngineDecision(
+      engineDecisionOptionsFromPolicy(
+        {
+          classes: startPolicy.classes,
+          engine: {
+            maxInflight: given("max-inflight") ? config.maxInflight : startPolicy.engine.maxInflight,
+            maxQueue: given("max-queue") ? config.maxQueue : startPolicy.engine.maxQueue,
+            maxQueueMs: given("max-queue-time")
+              ? Math.round(config.maxQueueTimeMs)
+              : startPolicy.engine.maxQueueMs,
+            ttftMarginMs: given("ttft-margin")
+              ? Math.round(config.ttftMarginMs)
+              : startPolicy.engine.ttftMarginMs,
+          },
+          rejection: startPolicy.rejection,
+        },
+        { maxNumSeqs: config.maxNumSeqs, kvTotalTokens: config.kvTotalBlocks * config.blockSize },
+      ),
+    );
+  } catch (error) {
+    stderr.write(`sluice ${ROLE}: ${(error as Error).message}\n`);
+    await Promise.allSettled([policies.close(), etcd.close(), nats.close()]);
+    await shutdown.shutdown("invalid configuration");
+    return 2;
+  }
+
+  const subjectNames = subjects(config.namespace);
+  const publish = (subject: string, data: Uint8Array) => nats.connection.publish(subject, data);
+  const metrics = createSidecarMetrics(shell.metrics);
+  const events = createDecisionEventPublisher({
+    publish,
+    subjectOf: subjectNames.events,
+    workerId,
+    model: config.model,
+  });
+  let facts: EngineFacts | undefined;
+  const kvUsage = () => facts?.kvUsage ?? 0;
+
+  let scheduler: ReturnType<typeof createSidecarScheduler> | undefined;
+  const load = createLoadPublisher({
+    publish,
+    subject: subjectNames.engineLoad(workerId),
+    workerId,
+    debounceMs: 1,
+    heartbeatIntervalMs: config.loadHeartbeatMs,
+    snapshot: () => {
+      const s = decision.snapshot();
+      const c = scheduler?.counts();
+      return {
+        waiting: (c?.queued ?? 0) + (facts?.waiting ?? 0),
+        running: facts?.running ?? s.inEngine,
+        kvUsedBlocks: kvUsage() * config.kvTotalBlocks,
+        kvTotalBlocks: config.kvTotalBlocks,
+        pendingPrefillTokens: s.queuedUncachedTokens + s.pendingPrefillTokens,
+        prefillTokensPerS: s.models.prefillSamples > 0 ? s.models.prefillTokensPerS : 0,
+        decodeStepMs: s.models.decodeSamples > 0 ? s.models.decodeStepMsAtBatch1 : 0,
+        oldestWaitingMs: scheduler?.oldestQueuedMs() ?? 0,
+        preemptionsTotal: facts?.preemptionsTotal ?? 0,
+      };
+    },
+  });
+
+  scheduler = createSidecarScheduler({
+    decision,
+    nowMs: () => performance.now(),
+    reevaluateIntervalMs: config.reevaluateIntervalMs,
+    kvUsage,
+    listener: {
+      queued(id, className, predictedTtftMs) {
+        metrics.queued(className);
+        events.emit("queued", { requestId: id, className, outcome: Outcome.HELD, predictedTtftMs });
+      },
+      admitted(id, className, queuedMs) {
+        metrics.admitted(className, queuedMs);
+        events.emit("admitted", { requestId: id, className, outcome: Outcome.ADMITTED, observed: queuedMs });
+      },
+      rejected(id, r) {
+        metrics.rejected(r);
+        events.emit("rejected", {
+          requestId: id,
+          className: r.class,
+          outcome: Outcome.REJECTED,
+          reason: r.reason,
+          observed: r.observed,
+          limit: r.limit,
+          retryAfterMs: r.retryAfterMs,
+        });
+      },
+      firstToken(id, className, audit) {
+        metrics.firstToken(className, audit);
+        events.emit("first_token", {
+          requestId: id,
+          className,
+          outcome: Outcome.ADMITTED,
+          observed: audit?.measuredTtftMs ?? 0,
+          predictedTtftMs: audit?.predictedTtftMs ?? 0,
+        });
+      },
+      ended(id, className, outcome, wasQueued) {
+        metrics.ended(className, outcome, wasQueued);
+        const o =
+          outcome === "completed"
+            ? Outcome.COMPLETED
+            : outcome === "cancelled" || outcome === "cancelled_queued"
+              ? Outcome.CANCELLED
+              : Outcome.FAILED;
+        events.emit("done", { requestId: id, className, outcome: o });
+      },
+      changed() {
+        metrics.models(decision);
+        load.markChanged();
+      },
+    },
+  });
+  const sched = scheduler;
+
+  const scraper = startEngineScraper({
+    url: `${engineUrl}/metrics`,
+    intervalMs: config.scrapeIntervalMs,
+    failuresBeforeDown: config.engineFailures,
+    onFacts(f) {
+      facts = f;
+      metrics.engineFacts(f);
+      load.markChanged();
+    },
+    onHealth(up, error) {
+      metrics.engineUp(up);
+      if (up) {
+        logger.info({ engineUrl }, "engine reachable");
+        return;
+      }
+      facts = undefined;
+      const failed = sched.failQueued(
+        new EngineUnavailableError(`engine at ${engineUrl} is unavailable: ${error?.message ?? "unknown"}`),
+      );
+      logger.warn(
+        { engineUrl, err: error, failedQueued: failed },
+        "engine unavailable; queued requests failed",
+      );
+      load.markChanged();
+    },
+  });
+  readiness.register("engine", () =>
+    scraper.up
+      ? true
+      : { ready: false, detail: `engine at ${engineUrl} does not answer ${engineUrl}/metrics` },
+  );
+
+  let proxy: ProxyServer;
+  try {
+    proxy = await startProxyServer({
+      host: config.host,
+      port: config.port,
+      engineUrl,
+      scheduler: sched,
+      defaultClass: () => policyNow().defaultClass,
+      rejectStatus: () =>
+        given("reject-status") ? Number(config.rejectStatus) : policyNow().rejection.httpStatus,
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+      maxBodyBytes: config.maxBodyBytes,
+      // Before the first scrape answers, requests are let through: the proxy's own connect errors
+      // then mark the engine down at once.
+      engineUp: () => scraper.up || scraper.last === undefined,
+      onEngineUnreachable: (error) => scraper.reportFailure(error),
+      nowMs: () => performance.now(),
+      logger: logger.child({ component: "proxy" }),
+    });
+  } catch (error) {
+    logger.error({ err: error }, "cannot start the proxy server");
+    scraper.close();
+    load.close();
+    sched.close();
+    await Promise.allSettled([policies.close(), etcd.close(), nats.close()]);
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+
+  const url = advertisedUrl(config, proxy.url, proxy.port);
+  shutdown.register("stop-accepting", "proxy", () => proxy.stopAccepting());
+  shutdown.register("drain", "proxy", async ({ signal }) => {
+    signal.addEventListener("abort", () => void proxy.close(0), { once: true });
+    await proxy.close(config.shutdownTimeoutMs);
+  });
+  shutdown.register("release", "etcd-lease", async () => {
+    await policies.close();
+    await etcd.close();
+  });
+  shutdown.register("close", "nats", async () => {
+    scraper.close();
+    load.close();
+    sched.close();
+    await nats.close();
+  });
+
+  const startedAtMs = Date.now();
+  try {
+    await etcd.register(ROLE, config.id, {
+      addresses: { http: url, admin: shell.admin.url },
+      version: VERSION,
+    });
+    await etcd.putUnderLease(
+      etcd.keys.engine(workerId),
+      JSON.stringify({
+        worker_id: workerId,
+        model: config.model,
+        engine_url: engineUrl,
+        scheduler_url: url,
+        block_size: config.blockSize,
+        kv_total_blocks: config.kvTotalBlocks,
+        max_num_seqs: config.maxNumSeqs,
+        max_num_batched_tokens: config.maxNumBatchedTokens,
+        started_at_ms: startedAtMs,
+      }),
+    );
+  } catch (error) {
+    logger.error({ err: error }, "cannot register in etcd");
+    await shutdown.terminate("start-up failed", 1);
+    return 1;
+  }
+  logger.info(
+    { url, engineUrl, workerId, inEngineLimit: decision.snapshot().inEngineLimit },
+    "engine-scheduler listening",
+  );
+
+  return {
+    url,
+    adminUrl: shell.admin.url,
+    workerId,
+    instanceId: config.id,
+    decision,
+    scheduler: sched,
+    proxy,
+    async stop(reason = "stop requested") {
+      await shutdown.terminate(reason);
+      return exited;
+    },
+    exited,
+  };
+}
+
+/** `sluice engine-scheduler [flags]`: runs until SIGTERM/SIGINT and returns the exit code. */
+export async function runEngineScheduler(
+  argv: string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<number> {
+  const launched = await launchEngineScheduler({ argv, env });
+  return typeof launched === "number" ? launched : launched.exited;
+}
+
+export const engineSchedulerCommand: EngineSchedulerCommand = {
+  name: "engine-scheduler",
+  summary: SUMMARY,
+  run: runEngineScheduler,
+};

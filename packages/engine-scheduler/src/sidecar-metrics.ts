@@ -1,0 +1,127 @@
+// Prometheus metrics of the sidecar, fed by the scheduler's life-cycle listener. Takes the runtime's
+// small `Metrics` interface, so it never owns a registry.
+import type { EngineDecision, EngineRejection, PredictionAuditResult } from "@sluice/core";
+import type { Metrics } from "@sluice/runtime";
+import type { EngineFacts } from "./engine-facts.js";
+import type { EndOutcome } from "./scheduler.js";
+
+export interface SidecarMetrics {
+  queued(className: string): void;
+  admitted(className: string, queuedMs: number): void;
+  rejected(rejection: EngineRejection): void;
+  firstToken(className: string, audit: PredictionAuditResult | null): void;
+  ended(className: string, outcome: EndOutcome, wasQueued: boolean): void;
+  engineFacts(facts: EngineFacts): void;
+  engineUp(up: boolean): void;
+  /** Refreshes the learned-model gauges (cheap; called on every change). */
+  models(decision: EngineDecision): void;
+}
+
+/** Relative error buckets: 1 % … 10×. */
+const RELATIVE_ERROR_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10];
+const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export function createSidecarMetrics(metrics: Metrics): SidecarMetrics {
+  const queueDepth = metrics.gauge({
+    name: "sluice_engine_queue_depth",
+    help: "Requests waiting in the sidecar queue, by class.",
+    labelNames: ["class"],
+  });
+  const inEngine = metrics.gauge({
+    name: "sluice_engine_in_engine",
+    help: "Requests the sidecar has inside the engine (its own exact count).",
+  });
+  const rejections = metrics.counter({
+    name: "sluice_engine_rejections_total",
+    help: "L3 rejections by class and reason (predicted_ttft, queue_timeout, queue_full).",
+    labelNames: ["class", "reason"],
+  });
+  const outcomes = metrics.counter({
+    name: "sluice_engine_requests_total",
+    help: "Terminal outcomes of admitted requests (completed, failed, cancelled) and of requests that ended while queued (cancelled_queued, failed_queued).",
+    labelNames: ["class", "outcome"],
+  });
+  const admittedTotal = metrics.counter({
+    name: "sluice_engine_admitted_total",
+    help: "Requests released from the queue into the engine.",
+    labelNames: ["class"],
+  });
+  const queueWait = metrics.histogram({
+    name: "sluice_engine_queue_wait_seconds",
+    help: "Time from arrival at the sidecar to release into the engine.",
+    labelNames: ["class"],
+    buckets: SECONDS_BUCKETS,
+  });
+  const ttft = metrics.histogram({
+    name: "sluice_engine_ttft_seconds",
+    help: "Measured time to first token of streaming requests, from the start of the TTFT clock upstream.",
+    labelNames: ["class"],
+    buckets: SECONDS_BUCKETS,
+  });
+  const predictionError = metrics.histogram({
+    name: "sluice_engine_ttft_prediction_relative_error",
+    help: "|predicted − measured| / measured TTFT of every admitted streaming request (the prediction audit).",
+    labelNames: ["class"],
+    buckets: RELATIVE_ERROR_BUCKETS,
+  });
+  const prefillMsPerToken = metrics.gauge({
+    name: "sluice_engine_prefill_ms_per_token",
+    help: "Learned marginal prefill cost (1 / throughput).",
+  });
+  const prefillFixedMs = metrics.gauge({
+    name: "sluice_engine_prefill_fixed_ms",
+    help: "Learned fixed time to a first token (per-pass overhead + first decode).",
+  });
+  const decodeStepMs = metrics.gauge({
+    name: "sluice_engine_decode_step_ms",
+    help: "Learned decode step (inter-token gap) at batch 1 and empty KV cache.",
+  });
+  const slotReleaseMs = metrics.gauge({
+    name: "sluice_engine_slot_release_interval_ms",
+    help: "Learned interval between slot releases while the queue was non-empty (0 until observed).",
+  });
+  const observed = metrics.gauge({
+    name: "sluice_engine_observed",
+    help: "The engine's own metrics as last scraped: running, waiting, kv_usage (0..1), preemptions.",
+    labelNames: ["quantity"],
+  });
+  const up = metrics.gauge({
+    name: "sluice_engine_up",
+    help: "1 while the engine answers its /metrics scrape, 0 when it is considered down.",
+  });
+
+  return {
+    queued: (c) => queueDepth.inc(1, { class: c }),
+    admitted(c, queuedMs) {
+      queueDepth.dec(1, { class: c });
+      inEngine.inc();
+      admittedTotal.inc(1, { class: c });
+      queueWait.observe(queuedMs / 1000, { class: c });
+    },
+    rejected: (r) => rejections.inc(1, { class: r.class, reason: r.reason }),
+    firstToken(c, audit) {
+      if (audit === null) return;
+      ttft.observe(audit.measuredTtftMs / 1000, { class: c });
+      predictionError.observe(audit.relativeError, { class: c });
+    },
+    ended(c, outcome, wasQueued) {
+      if (wasQueued) queueDepth.dec(1, { class: c });
+      else inEngine.dec();
+      outcomes.inc(1, { class: c, outcome });
+    },
+    engineFacts(f) {
+      if (f.running !== undefined) observed.set(f.running, { quantity: "running" });
+      if (f.waiting !== undefined) observed.set(f.waiting, { quantity: "waiting" });
+      if (f.kvUsage !== undefined) observed.set(f.kvUsage, { quantity: "kv_usage" });
+      if (f.preemptionsTotal !== undefined) observed.set(f.preemptionsTotal, { quantity: "preemptions" });
+    },
+    engineUp: (u) => up.set(u ? 1 : 0),
+    models(decision) {
+      const e = decision.models.estimates();
+      prefillMsPerToken.set(decision.models.prefillMsPerToken());
+      prefillFixedMs.set(e.prefillFixedMs);
+      decodeStepMs.set(e.decodeStepMsAtBatch1);
+      slotReleaseMs.set(e.slotReleaseIntervalMs);
+    },
+  };
+}
