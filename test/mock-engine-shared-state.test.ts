@@ -201,6 +201,7 @@ describe("sluice mock-engine command", () => {
         "--id=engine-w2",
         "--worker-id=w2",
         "--register-engine=false",
+        "--publish-load=false",
         "--speedup=10",
         "--block-size=16",
         "--num-gpu-blocks=512",
@@ -239,6 +240,9 @@ describe("sluice mock-engine command", () => {
       const sub = nc.subscribe("sluice.v1.t2.engine.w2.kv", {
         callback: (_err, msg) => received.push(parseRouterEvent(new TextDecoder().decode(msg.data))),
       });
+      // --publish-load=false: a sidecar owns engine.w2.load, so the engine must stay silent there.
+      let loadMessages = 0;
+      const loadSub = nc.subscribe("sluice.v1.t2.engine.w2.load", { callback: () => loadMessages++ });
       await nc.flush();
       try {
         // nats.js reconnects on its own; keep sending fresh prompts until one's events arrive.
@@ -252,7 +256,11 @@ describe("sluice mock-engine command", () => {
         );
         const ids = received.map((e) => e.eventId);
         for (let i = 1; i < ids.length; i++) assert.ok((ids[i] ?? 0n) > (ids[i - 1] ?? 0n));
+        // Longer than the 1 s load heartbeat, during which the engine also changed load.
+        await new Promise((r) => setTimeout(r, 1_500));
+        assert.equal(loadMessages, 0, "no load snapshots with --publish-load=false");
       } finally {
+        loadSub.unsubscribe();
         sub.unsubscribe();
         await nc.close();
       }

@@ -200,7 +200,7 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
       metricsText: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       publisher: () => nats,
       kvSubject: subjectNames.engineKv(workerId),
-      loadSubject: subjectNames.engineLoad(workerId),
+      loadSubject: config.publishLoad ? subjectNames.engineLoad(workerId) : undefined,
       load: { heartbeatIntervalMs: config.loadHeartbeatMs },
       logger: logger.child({ component: "api" }),
     });

@@ -166,6 +166,12 @@ export const mockEngineSchema = defineSchema({
     description:
       "Write /…/engines/<worker-id> under this process's lease (off when an engine-scheduler sidecar registers it).",
   },
+  "publish-load": {
+    type: "boolean",
+    default: true,
+    description:
+      "Publish load snapshots on engine.<worker-id>.load (off behind an engine-scheduler sidecar, which publishes the worker's load).",
+  },
   "load-heartbeat": {
     type: "duration",
     defaultMs: 1_000,

@@ -31,7 +31,11 @@ export interface MockEngineOptions {
   publisher: () => Publisher | undefined;
   /** NATS subjects of this worker's KV events and load snapshots. */
   kvSubject: string;
-  loadSubject: string;
+  /**
+   * Subject of this worker's load snapshots; undefined = publish none (behind an engine-scheduler
+   * sidecar, which publishes the worker's load itself on the same subject).
+   */
+  loadSubject: string | undefined;
   load?: LoadPublisherOptions;
   logger: ApiLogger;
 }
@@ -42,7 +46,7 @@ export interface MockEngine {
   readonly driver: RealtimeDriver;
   readonly engineOptions: Readonly<EngineModelOptions>;
   readonly kvEvents: KvEventPublisher;
-  readonly loadPublisher: LoadPublisher;
+  readonly loadPublisher: LoadPublisher | undefined;
   /** New requests get 503; in-flight ones carry on. */
   stopAccepting(): void;
   /** Stop accepting, let in-flight requests finish for up to `graceMs`, abort the rest, close. */
@@ -76,17 +80,21 @@ export async function startMockEngine(options: MockEngineOptions): Promise<MockE
     },
     onListenerError: (error) => options.logger.warn({ err: error }, "delivering engine output failed"),
   });
-  loadPublisher = createLoadPublisher(
-    {
-      publisher: options.publisher,
-      subject: options.loadSubject,
-      workerId: options.workerId,
-      load: () => engine.load(),
-      stats,
-      engineNowMs: driver.nowMs,
-    },
-    options.load,
-  );
+  const loadSubject = options.loadSubject;
+  loadPublisher =
+    loadSubject === undefined
+      ? undefined
+      : createLoadPublisher(
+          {
+            publisher: options.publisher,
+            subject: loadSubject,
+            workerId: options.workerId,
+            load: () => engine.load(),
+            stats,
+            engineNowMs: driver.nowMs,
+          },
+          options.load,
+        );
   metrics.observeLoad(engine.load());
 
   const tokenizer = cl100kTokenizer();
@@ -108,7 +116,7 @@ export async function startMockEngine(options: MockEngineOptions): Promise<MockE
       logger: options.logger,
     });
   } catch (error) {
-    loadPublisher.close();
+    loadPublisher?.close();
     driver.close();
     throw error;
   }
@@ -123,7 +131,7 @@ export async function startMockEngine(options: MockEngineOptions): Promise<MockE
     stopAccepting: () => server.stopAccepting(),
     async close(graceMs) {
       await server.close(graceMs);
-      publisherForClose.close();
+      publisherForClose?.close();
     },
   };
 }
