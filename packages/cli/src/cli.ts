@@ -17,6 +17,30 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: "Simulated vLLM-like engine serving the OpenAI API in real time",
     load: async () => (await import("@sluice/mock-engine")).mockEngineCommand,
   },
+  router: {
+    summary: "L2 router: prefix-aware placement, predicted per-engine load, bounded hold queue (gRPC)",
+    load: async () => (await import("@sluice/router")).routerCommand,
+  },
+  "engine-scheduler": {
+    summary: "L3 sidecar in front of one engine: exact queue, predictive TTFT/ITL rejection",
+    load: async () => (await import("@sluice/engine-scheduler")).engineSchedulerCommand,
+  },
+  policy: {
+    summary: "Get, set, validate, diff, roll back and shadow per-model policies in etcd",
+    load: async () => (await import("./policy/policy-command.js")).policyCommand,
+  },
+  aggregator: {
+    summary: "Leader-elected aggregator publishing the cluster load view (cluster.load)",
+    load: async () => (await import("@sluice/aggregator")).aggregatorCommand,
+  },
+  events: {
+    summary: "Show decision events: history from JetStream (--since), then live (--follow)",
+    load: async () => (await import("./events/events-command.js")).eventsCommand,
+  },
+  status: {
+    summary: "Show instances, engines, observed and predicted load, headroom and recent rejections",
+    load: async () => (await import("./status/status-command.js")).statusCommand,
+  },
   sim: {
     summary: "Virtual-time cluster simulator replaying workload traces through admission policies",
     load: async () => (await import("@sluice/sim")).simCommand,

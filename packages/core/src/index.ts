@@ -37,6 +37,26 @@ export {
 export type { Clock, ManualClock } from "./clock.js";
 // Time
 export { manualClock } from "./clock.js";
+// Cluster aggregation (sluice aggregator → cluster.load)
+export type {
+  ClassHeadroomView,
+  ClassShare,
+  ClusterAggregateOptions,
+  ClusterFacts,
+  EngineCapacity,
+  IngressInflight,
+  ModelLoadView,
+  ObservedEngineLoad,
+  PredictedWorkerLoad,
+} from "./cluster/cluster-aggregate.js";
+export {
+  aggregateClusterLoad,
+  clusterAggregateOptionsWithDefaults,
+  clusterLoadChanged,
+  DEFAULT_CLUSTER_AGGREGATE_OPTIONS,
+  DEFAULT_STALE_AFTER_MS,
+} from "./cluster/cluster-aggregate.js";
+export { ClusterAggregateConfigError } from "./cluster/errors.js";
 // Engine model (mock-engine and simulator)
 export { createEngineModel } from "./engine/engine-model.js";
 export {

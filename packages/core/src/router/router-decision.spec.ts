@@ -327,6 +327,20 @@ describe("L2 router: hold, release, expiry", () => {
     assert.equal(expired.rejected[0]!.decision.retryAfterMs, 100);
   });
 
+  it("gives a request whose own deadline ended its hold the drain-based Retry-After, not the maximum", () => {
+    const { l2 } = setup({ maxHoldMs: 500 });
+    l2.route(request("big", "standard", 40), one, 0);
+    assert.equal(l2.route({ ...request("s1", "standard", 8, 2), deadlineMs: 200 }, one, 0).kind, "held");
+    assert.equal(l2.nextExpiryMs(), 200);
+    const expired = l2.drain(one, 200);
+    assert.deepEqual(
+      expired.rejected.map((r) => [r.requestId, r.decision.reason]),
+      [["s1", "hold_timeout"]],
+    );
+    // Same drain as above (6 ms → the 100 ms minimum); judged against its passed deadline it was 30 s.
+    assert.equal(expired.rejected[0]!.decision.retryAfterMs, 100);
+  });
+
   it("release withdraws a held request and frees a routed one exactly once", () => {
     const { l2, load } = setup();
     l2.route(request("big", "standard", 40), one, 0);

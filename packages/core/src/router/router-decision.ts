@@ -442,8 +442,10 @@ export function createL2Router(deps: L2RouterDeps): L2Router {
         return { decision, delta: commit(entry.item, decision, nowMs) };
       });
       for (const { entry, heldMs } of result.expired) {
-        // Retry-After from the current best worker's drain, as for any busy rejection.
-        const now = attempt(entry.item, workers, nowMs);
+        // Retry-After from the current best worker's drain, as for any busy rejection. The
+        // request's own deadline has passed (that may be why it expired); judged with it, the
+        // attempt would answer "deadline exceeded" with no drain estimate, so it is left out.
+        const now = attempt({ ...entry.item, deadlineMs: undefined }, workers, nowMs);
         const drainMs = now.routed ? 0 : now.retryAfterMs;
         out.rejected.push({
           requestId: entry.id,

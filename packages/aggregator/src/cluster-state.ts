@@ -1,0 +1,160 @@
+// The aggregator's picture of the cluster, fed from etcd (engine registrations) and NATS (engine
+// load, ingress in-flight state, router sync). Every instance keeps it up to date, leader or
+// standby, so a standby that wins the election publishes a warm view at once instead of waiting a
+// heartbeat for every engine.
+
+import {
+  aggregateClusterLoad,
+  type ClusterAggregateOptions,
+  createWorkerLoad,
+  type EngineCapacity,
+  type IngressInflight,
+  type ModelLoadView,
+  type ObservedEngineLoad,
+  type PredictedWorkerLoad,
+  type RouterSyncDelta,
+  type WorkerLoad,
+} from "@sluice/core";
+import {
+  EngineLoadSchema,
+  EngineRegistrationSchema,
+  IngressStateSchema,
+  RouterSyncSchema,
+} from "@sluice/proto";
+import { protoCodec, protoJsonCodec } from "@sluice/runtime";
+
+export type IngestOutcome = "applied" | "malformed";
+
+export interface ClusterState {
+  /** `engines/{worker}` put: its value is proto3 JSON of `EngineRegistration`. */
+  putEngine(workerId: string, json: Uint8Array): IngestOutcome;
+  deleteEngine(workerId: string): void;
+  /** An `EngineLoad` from `engine.{worker}.load`, received at `nowMs`. */
+  observeLoad(workerId: string, data: Uint8Array, nowMs: number): IngestOutcome;
+  /** An `IngressState` from `ingress.state`, received at `nowMs`. */
+  observeIngress(data: Uint8Array, nowMs: number): IngestOutcome;
+  /** A `RouterSync` delta from `router.sync`. */
+  applyRouterSync(data: Uint8Array): IngestOutcome;
+  view(nowMs: number): ModelLoadView[];
+  readonly engineCount: number;
+  readonly routersSeen: boolean;
+}
+
+const engineLoadCodec = protoCodec(EngineLoadSchema);
+const routerSyncCodec = protoCodec(RouterSyncSchema);
+const registrationCodec = protoJsonCodec(EngineRegistrationSchema);
+const ingressStateCodec = protoCodec(IngressStateSchema);
+/** An ingress silent for this many of its heartbeats is dead or partitioned (DESIGN §4 uses the same bound). */
+const INGRESS_STALE_HEARTBEATS = 3;
+
+/** Observations of unregistered workers are kept this many stale periods for a late registration. */
+const UNREGISTERED_KEEP_STALE_PERIODS = 10;
+
+export function createClusterState(options: ClusterAggregateOptions, instanceId: string): ClusterState {
+  const engines = new Map<string, EngineCapacity>();
+  const observed = new Map<string, ObservedEngineLoad>();
+  // The router's own prediction model, fed only with peers' deltas: the aggregator is a passive replica.
+  const workerLoad: WorkerLoad = createWorkerLoad({ replicaId: `aggregator-${instanceId}` });
+  const ingresses = new Map<string, IngressInflight>();
+  let routersSeen = false;
+
+  return {
+    putEngine(workerId, json) {
+      const decoded = registrationCodec.tryDecode(json);
+      if (!decoded.ok) return "malformed";
+      const r = decoded.value;
+      if ((r.workerId !== "" && r.workerId !== workerId) || r.model === "") return "malformed";
+      engines.set(workerId, {
+        workerId,
+        model: r.model,
+        kvTotalBlocks: r.kvTotalBlocks,
+        maxNumSeqs: r.maxNumSeqs,
+      });
+      return "applied";
+    },
+    deleteEngine(workerId) {
+      engines.delete(workerId);
+      observed.delete(workerId);
+      workerLoad.removeWorker(workerId);
+    },
+    observeLoad(workerId, data, nowMs) {
+      const decoded = engineLoadCodec.tryDecode(data);
+      if (!decoded.ok) return "malformed";
+      const load = decoded.value;
+      if (load.workerId !== "" && load.workerId !== workerId) return "malformed";
+      // The latest message wins: NATS keeps one publisher's order, and an engine restart resets seq.
+      observed.set(workerId, {
+        waiting: load.waiting,
+        running: load.running,
+        kvUsedBlocks: load.kvUsedBlocks,
+        pendingPrefillTokens: load.pendingPrefillTokens,
+        prefillTokensPerS: load.prefillTokensPerS,
+        receivedAtMs: nowMs,
+      });
+      return "applied";
+    },
+    observeIngress(data, nowMs) {
+      const decoded = ingressStateCodec.tryDecode(data);
+      if (!decoded.ok || decoded.value.instanceId === "") return "malformed";
+      const st = decoded.value;
+      const perModel = new Map<string, { model: string; requests: number; kvBlocks: number }>();
+      for (const c of st.inflight) {
+        const m = perModel.get(c.model) ?? { model: c.model, requests: 0, kvBlocks: 0 };
+        m.requests += c.inflightRequests;
+        m.kvBlocks += c.inflightKvBlocks;
+        perModel.set(c.model, m);
+      }
+      ingresses.set(st.instanceId, {
+        instanceId: st.instanceId,
+        receivedAtMs: nowMs,
+        staleAfterMs:
+          st.heartbeatIntervalMs > 0
+            ? st.heartbeatIntervalMs * INGRESS_STALE_HEARTBEATS
+            : options.staleAfterMs,
+        models: [...perModel.values()],
+      });
+      return "applied";
+    },
+    applyRouterSync(data) {
+      const decoded = routerSyncCodec.tryDecode(data);
+      if (!decoded.ok) return "malformed";
+      try {
+        workerLoad.applySync(decoded.value as unknown as RouterSyncDelta);
+      } catch {
+        return "malformed"; // RouterInputError: a field out of range
+      }
+      routersSeen = true;
+      return "applied";
+    },
+    view(nowMs) {
+      const keepMs = options.staleAfterMs * UNREGISTERED_KEEP_STALE_PERIODS;
+      for (const [workerId, load] of observed) {
+        if (!engines.has(workerId) && nowMs - load.receivedAtMs > keepMs) observed.delete(workerId);
+      }
+      for (const [id, ingress] of ingresses) {
+        if (nowMs - ingress.receivedAtMs > ingress.staleAfterMs) ingresses.delete(id);
+      }
+      const predicted = new Map<string, PredictedWorkerLoad>();
+      if (routersSeen) {
+        for (const workerId of engines.keys()) {
+          const l = workerLoad.load(workerId);
+          predicted.set(workerId, {
+            activeBlocks: l.predictedActiveBlocks,
+            pendingPrefillTokens: l.predictedPendingPrefillTokens,
+            requests: l.predictedRequests,
+          });
+        }
+      }
+      return aggregateClusterLoad(
+        { engines: engines.values(), observed, predicted, ingress: ingresses.values(), nowMs },
+        options,
+      );
+    },
+    get engineCount() {
+      return engines.size;
+    },
+    get routersSeen() {
+      return routersSeen;
+    },
+  };
+}

@@ -1,0 +1,346 @@
+// `sluice aggregator`: every instance keeps a warm cluster picture (engine registrations from etcd,
+// engine load and router sync from NATS); the one elected through etcd (`elections/aggregator`)
+// publishes it as `cluster.load`. A standby wins the election once the leader's key goes — at once
+// on a graceful stop (it resigns), within the lease TTL on a crash.
+
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  ClusterAggregateConfigError,
+  type ClusterAggregateOptions,
+  clusterAggregateOptionsWithDefaults,
+  clusterLoadChanged,
+  type ModelLoadView,
+} from "@sluice/core";
+import { ClusterLoadSchema } from "@sluice/proto";
+import {
+  campaign,
+  connectNats,
+  type EtcdSession,
+  type Leadership,
+  type LeadershipLossReason,
+  type NatsHandle,
+  openEtcdSession,
+  type PrefixWatch,
+  type ProcessShell,
+  protoCodec,
+  startProcessShell,
+  subjects,
+  watchPrefix,
+  workerIdOfSubject,
+} from "@sluice/runtime";
+import type { Subscription } from "nats";
+import type { DestinationStream } from "pino";
+import { createAggregatorMetrics, type SnapshotKind } from "./aggregator-metrics.js";
+import { toClusterLoad } from "./cluster-load-message.js";
+import { createClusterState } from "./cluster-state.js";
+import { aggregatorSchema } from "./config.js";
+import { ensureEventsStream } from "./events-stream.js";
+import { createPublishLoop } from "./publish-loop.js";
+
+const VERSION = "0.1.0";
+const SUMMARY = "Leader-elected aggregator publishing the cluster load view (cluster.load)";
+export const AGGREGATOR_ELECTION = "aggregator";
+const CAMPAIGN_RETRY_MS = 500;
+
+export interface AggregatorCommand {
+  readonly name: "aggregator";
+  readonly summary: string;
+  run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
+}
+
+export interface LaunchAggregatorOptions {
+  argv: readonly string[];
+  env?: Readonly<Record<string, string | undefined>>;
+  stdout?: { write(text: string): unknown };
+  stderr?: { write(text: string): unknown };
+  logDestination?: DestinationStream;
+  /** Called after each cluster.load publish (benchmarks measure lag with it; the metric is coarser). */
+  onPublish?: (published: PublishedView) => void;
+}
+
+export interface PublishedView {
+  readonly seq: bigint;
+  readonly trigger: "change" | "heartbeat";
+  /** First unpublished input change → publish; undefined for a heartbeat with nothing new. */
+  readonly lagMs: number | undefined;
+}
+
+export interface LaunchedAggregator {
+  readonly instanceId: string;
+  readonly adminUrl: string;
+  isLeader(): boolean;
+  /** Graceful stop (as on SIGTERM: resigns leadership); resolves with the exit code. */
+  stop(reason?: string): Promise<number>;
+  readonly exited: Promise<number>;
+}
+
+type Shell = ProcessShell<typeof aggregatorSchema>;
+
+/**
+ * Starts `sluice aggregator` in this process. Returns the exit code instead of a handle when it
+ * exits during start-up (`--help` → 0, bad settings → 2, start-up failure → 1).
+ */
+export async function launchAggregator(
+  options: LaunchAggregatorOptions,
+): Promise<LaunchedAggregator | number> {
+  let exitCode: number | undefined;
+  let resolveExited: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => {
+    resolveExited = resolve;
+  });
+  const exit = ((code: number) => {
+    exitCode ??= code;
+    resolveExited(exitCode);
+  }) as (code: number) => never;
+
+  const shell = (await startProcessShell({
+    role: "aggregator",
+    schema: aggregatorSchema,
+    argv: options.argv,
+    ...(options.env ? { env: options.env } : {}),
+    command: "sluice aggregator",
+    version: VERSION,
+    summary: SUMMARY,
+    exit,
+    ...(options.stdout ? { stdout: options.stdout } : {}),
+    ...(options.stderr ? { stderr: options.stderr } : {}),
+    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
+  })) as Shell | undefined;
+  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+  const { config, logger, shutdown, readiness } = shell;
+  const stderr = options.stderr ?? process.stderr;
+
+  let aggregateOptions: ClusterAggregateOptions;
+  try {
+    aggregateOptions = clusterAggregateOptionsWithDefaults({ staleAfterMs: config.staleAfterMs });
+  } catch (err) {
+    if (!(err instanceof ClusterAggregateConfigError)) throw err;
+    stderr.write(`sluice aggregator: ${err.message}\n`);
+    await shutdown.shutdown("invalid configuration");
+    return 2;
+  }
+
+  const metrics = createAggregatorMetrics(shell.metrics);
+  const names = subjects(config.namespace);
+  let nats: NatsHandle;
+  let session: EtcdSession;
+  try {
+    nats = await connectNats({
+      servers: config.natsUrl,
+      name: `sluice-aggregator-${config.id}`,
+      logger: logger.child({ component: "nats" }),
+    });
+    shutdown.register("close", "nats", () => nats.close());
+    session = await openEtcdSession({
+      endpoints: config.etcdEndpoints,
+      prefix: config.etcdPrefix,
+      leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
+      logger: logger.child({ component: "etcd" }),
+    });
+    // Revoking the lease drops the registration and the election key at once.
+    shutdown.register("release", "etcd-session", () => session.close());
+  } catch (err) {
+    logger.error({ err }, "cannot connect to NATS / etcd");
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+
+  const state = createClusterState(aggregateOptions, config.id);
+  const clusterLoadCodec = protoCodec(ClusterLoadSchema);
+  let seq = 0n;
+  let lastViews: ModelLoadView[] | undefined;
+
+  const loop = createPublishLoop({
+    debounceMs: config.debounceMs,
+    heartbeatMs: config.heartbeatMs,
+    nowMs: Date.now,
+    publish: (force, dirtySinceMs) => {
+      const nowMs = Date.now();
+      const views = state.view(nowMs);
+      metrics.staleEngines.set(views.reduce((n, v) => n + v.staleWorkerIds.length, 0));
+      const changed = clusterLoadChanged(lastViews, views, aggregateOptions);
+      if (!force && !changed) return false;
+      seq += 1n;
+      nats.connection.publish(
+        names.clusterLoad,
+        clusterLoadCodec.encode(toClusterLoad(views, config.id, seq, nowMs)),
+      );
+      lastViews = views;
+      const trigger = changed ? "change" : "heartbeat";
+      metrics.published.inc(1, { trigger });
+      const lagMs = dirtySinceMs === undefined ? undefined : Date.now() - dirtySinceMs;
+      if (lagMs !== undefined) metrics.publishLag.observe(lagMs / 1000);
+      options.onPublish?.({ seq, trigger, lagMs });
+      return true;
+    },
+  });
+
+  const received = (kind: SnapshotKind, outcome: string): void => {
+    metrics.snapshotsReceived.inc(1, { kind });
+    if (outcome === "malformed") {
+      metrics.snapshotsDropped.inc(1, { kind, reason: "malformed" });
+      logger.debug({ kind }, "dropped a malformed message");
+    } else {
+      loop.markDirty();
+    }
+  };
+
+  const subscriptions: Subscription[] = [
+    nats.connection.subscribe(names.allEngineLoad, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const workerId = workerIdOfSubject(msg.subject, names);
+        received(
+          "engine_load",
+          workerId === undefined ? "malformed" : state.observeLoad(workerId, msg.data, Date.now()),
+        );
+      },
+    }),
+    nats.connection.subscribe(names.ingressState, {
+      callback: (err, msg) => {
+        if (err === null) received("ingress_state", state.observeIngress(msg.data, Date.now()));
+      },
+    }),
+    nats.connection.subscribe(names.routerSync, {
+      callback: (err, msg) => {
+        if (err === null) received("router_sync", state.applyRouterSync(msg.data));
+      },
+    }),
+  ];
+  shutdown.register("close", "subscriptions", () => {
+    for (const s of subscriptions) s.unsubscribe();
+  });
+
+  const enginesPrefix = session.keys.engines;
+  const encoder = new TextEncoder();
+  const putEngine = (key: string, value: string): void => {
+    const workerId = key.slice(enginesPrefix.length);
+    received("engine_registration", state.putEngine(workerId, encoder.encode(value)));
+    metrics.enginesTracked.set(state.engineCount);
+  };
+  let engineWatch: PrefixWatch;
+  try {
+    engineWatch = await watchPrefix(
+      session.client,
+      enginesPrefix,
+      {
+        onSnapshot: (entries) => {
+          for (const e of entries) putEngine(e.key, e.value);
+        },
+        onPut: (e) => putEngine(e.key, e.value),
+        onDelete: (key) => {
+          state.deleteEngine(key.slice(enginesPrefix.length));
+          metrics.enginesTracked.set(state.engineCount);
+          loop.markDirty();
+        },
+      },
+      { logger: logger.child({ component: "engines-watch" }) },
+    );
+  } catch (err) {
+    logger.error({ err }, "cannot watch engine registrations");
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+  // Before the session closes its client in "release".
+  shutdown.register("drain", "engines-watch", () => engineWatch.close());
+
+  await session.register("aggregator", config.id, {
+    addresses: { admin: shell.admin.url },
+    version: VERSION,
+  });
+
+  // Leadership: campaign, lead until lost, campaign again — until shutdown aborts it.
+  const campaignAbort = new AbortController();
+  let leadership: Leadership | undefined;
+  const leadForever = async (): Promise<void> => {
+    while (!campaignAbort.signal.aborted) {
+      try {
+        const won = await campaign(session, AGGREGATOR_ELECTION, config.id, { signal: campaignAbort.signal });
+        leadership = won;
+        const lost = new Promise<LeadershipLossReason>((resolve) => won.onLost(resolve));
+        startLeading();
+        const reason = await lost;
+        stopLeading(reason);
+      } catch (err) {
+        if (campaignAbort.signal.aborted) return;
+        logger.warn({ err }, "aggregator election campaign failed; retrying");
+        await sleep(CAMPAIGN_RETRY_MS);
+      }
+    }
+  };
+  const startLeading = (): void => {
+    seq = 0n;
+    lastViews = undefined;
+    metrics.leader.set(1);
+    metrics.leadershipChanges.inc(1, { change: "gained" });
+    logger.info({}, "elected aggregator leader; publishing cluster.load");
+    loop.start();
+    void createEventsStream();
+  };
+  const stopLeading = (reason: LeadershipLossReason): void => {
+    loop.stop();
+    leadership = undefined;
+    metrics.leader.set(0);
+    metrics.leadershipChanges.inc(1, { change: "lost" });
+    if (!campaignAbort.signal.aborted)
+      logger.warn({ reason }, "lost aggregator leadership; campaigning again");
+  };
+  const createEventsStream = async (): Promise<void> => {
+    try {
+      const jsm = await nats.connection.jetstreamManager();
+      const outcome = await ensureEventsStream(jsm, {
+        name: config.eventsStream,
+        maxAgeMs: config.eventsMaxAgeMs,
+        maxBytes: config.eventsMaxBytes,
+      });
+      logger.info({ stream: config.eventsStream, outcome }, "decision events stream ready");
+    } catch (err) {
+      // Without JetStream only the event history is lost; cluster.load keeps flowing.
+      logger.warn({ err, stream: config.eventsStream }, "cannot create the decision events stream");
+    }
+  };
+
+  const leading = leadForever();
+  readiness.register("etcd-session", () => true);
+  shutdown.register("stop-accepting", "leadership", async () => {
+    campaignAbort.abort(new Error("shutting down"));
+    loop.stop();
+    const held = leadership;
+    leadership = undefined;
+    metrics.leader.set(0);
+    // Resign so a standby takes over now, not after the lease TTL.
+    if (held !== undefined)
+      await held.resign().catch((err: unknown) => logger.warn({ err }, "resign failed"));
+    await leading;
+  });
+
+  logger.info(
+    { namespace: config.namespace, debounceMs: config.debounceMs, heartbeatMs: config.heartbeatMs },
+    "aggregator started",
+  );
+  return {
+    instanceId: config.id,
+    adminUrl: shell.admin.url,
+    isLeader: () => leadership?.isLeader === true,
+    async stop(reason = "stop requested") {
+      await shutdown.terminate(reason);
+      return exited;
+    },
+    exited,
+  };
+}
+
+/** `sluice aggregator [flags]`: runs until SIGTERM/SIGINT and returns the exit code. */
+export async function runAggregator(
+  argv: string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<number> {
+  const launched = await launchAggregator({ argv, env });
+  return typeof launched === "number" ? launched : launched.exited;
+}
+
+export const aggregatorCommand: AggregatorCommand = {
+  name: "aggregator",
+  summary: SUMMARY,
+  run: runAggregator,
+};
