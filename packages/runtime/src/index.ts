@@ -29,6 +29,7 @@ export {
   AdminServerError,
   ConfigError,
   ConfigSchemaError,
+  ConnectionClosedError,
   GrpcCallError,
   GrpcServerError,
 } from "./errors.js";
@@ -41,20 +42,30 @@ export type {
 } from "./etcd.js";
 export {
   createEtcdClient,
+  createEtcdSession,
   DEFAULT_ETCD_DIAL_TIMEOUT_MS,
+  DEFAULT_ETCD_REVOKE_TIMEOUT_MS,
   DEFAULT_LEASE_TTL_SEC,
+  DEFAULT_MAX_REGRANT_DELAY_MS,
   DEFAULT_REGRANT_DELAY_MS,
+  etcdRetryDelayMs,
   etcdSessionOptionsWithDefaults,
   openEtcdSession,
 } from "./etcd.js";
 export type {
+  BackgroundPrefixWatch,
   PrefixWatch,
   PrefixWatchHandlers,
   PrefixWatchOptions,
   PrefixWatchStatus,
   WatchEntry,
 } from "./etcd-watch.js";
-export { DEFAULT_WATCH_RETRY_DELAY_MS, watchPrefix } from "./etcd-watch.js";
+export {
+  DEFAULT_WATCH_MAX_INITIAL_RETRY_DELAY_MS,
+  DEFAULT_WATCH_RETRY_DELAY_MS,
+  startPrefixWatch,
+  watchPrefix,
+} from "./etcd-watch.js";
 export type {
   GrpcCallOptions,
   GrpcClient,
@@ -97,9 +108,17 @@ export {
   noopMetrics,
   SLUICE_METRIC_PREFIX,
 } from "./metrics.js";
-export type { NatsConnectOptions, NatsHandle, NatsStatusEvent, NatsStatusListener } from "./nats.js";
+export type {
+  NatsClient,
+  NatsConnectOptions,
+  NatsHandle,
+  NatsStatusEvent,
+  NatsStatusListener,
+  NatsSubscribeOptions,
+} from "./nats.js";
 export {
   connectNats,
+  createNatsClient,
   DEFAULT_NATS_CONNECT_TIMEOUT_MS,
   DEFAULT_NATS_DRAIN_TIMEOUT_MS,
   DEFAULT_NATS_MAX_PINGS_OUT,
@@ -110,6 +129,35 @@ export {
   natsOptionsWithDefaults,
   natsReconnectDelayMs,
 } from "./nats.js";
+export type { ParsedPolicy, ParsePolicyOptions } from "./policy-document.js";
+export {
+  parsePolicyText,
+  parsePolicyValue,
+  parseStoredPolicy,
+  policyInputFromMessage,
+  policyModelOf,
+  serializePolicy,
+} from "./policy-document.js";
+export type { PolicyIssue } from "./policy-errors.js";
+export { DOCUMENT_PATH, formatPolicyIssue, PolicyDocumentError } from "./policy-errors.js";
+export type { PolicyRejectedEvent, PolicyRejectedMessage } from "./policy-events.js";
+export { POLICY_REJECTED_OUTCOME, policyRejectedMessage } from "./policy-events.js";
+export type { PolicyKeyRef, PolicyKeys, PolicyKind } from "./policy-keys.js";
+export { policyKeys, SHADOW_POLICY_SEGMENT } from "./policy-keys.js";
+export type {
+  EffectivePolicy,
+  EffectivePolicySource,
+  PolicyApplied,
+  PolicyRejected,
+  PolicyWatcher,
+  WatchPoliciesOptions,
+} from "./policy-watch.js";
+export {
+  BUILT_IN_POLICY,
+  POLICY_REJECTED_METRIC,
+  POLICY_REVISION_METRIC,
+  watchPolicies,
+} from "./policy-watch.js";
 export type { ProcessShell, ProcessShellOptions } from "./process-shell.js";
 export { maskUrlCredentials, startProcessShell } from "./process-shell.js";
 export type { Readiness, ReadinessCheck, ReadinessReport, ReadinessResult } from "./readiness.js";
