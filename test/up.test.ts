@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 
 const root = new URL("..", import.meta.url).pathname;
-const cliMain = join(root, "packages/cli/src/main.ts");
+// The built CLI (`npm test` builds before testing): this is the artifact `npm start` runs, and its
+// processes start far faster than through tsx on a 2-core CI machine.
+const cliMain = join(root, "packages/cli/dist/main.js");
 
 /** Pids of live processes whose command line or environment mentions `needle`. */
 function processesMentioning(needle: string): number[] {
@@ -47,7 +49,7 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 const scratch = mkdtempSync(join(tmpdir(), "sluice-up-test-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-test("sluice up starts NATS, etcd and mock engines, and stops all of them on SIGTERM", {
+test("sluice up starts NATS, etcd, engines, sidecars, a router and an aggregator, and stops all of them on SIGTERM", {
   timeout: 120_000,
 }, async () => {
   const stackTmp = join(scratch, "tmp");
@@ -91,6 +93,32 @@ test("sluice up starts NATS, etcd and mock engines, and stops all of them on SIG
       engines.map((e) => e.id),
       ["engine-0", "engine-1"],
     );
+    const schedulers = state.engine_scheduler as {
+      id: string;
+      url: string;
+      metrics: string;
+      worker_id: string;
+    }[];
+    assert.deepEqual(
+      schedulers.map((s) => s.worker_id),
+      ["engine-0", "engine-1"],
+    );
+    const routers = state.router as { grpc: string; metrics: string }[];
+    assert.equal(routers.length, 1);
+    assert.match(routers[0]?.grpc ?? "", /^grpc:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal((state.aggregator as unknown[]).length, 1);
+    // A request through a sidecar reaches its engine and comes back.
+    const completion = await fetch(`${schedulers[0]?.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "mock-llm", prompt: "hello", max_tokens: 3 }),
+    });
+    assert.equal(completion.status, 200);
+    const body = (await completion.json()) as { usage: { completion_tokens: number } };
+    assert.equal(body.usage.completion_tokens, 3);
+    for (const p of [...schedulers, ...routers]) {
+      assert.equal((await fetch(p.metrics)).status, 200, `${p.metrics} answers`);
+    }
     for (const engine of engines) {
       const models = (await (await fetch(`${engine.url}/v1/models`)).json()) as { data: { id: string }[] };
       assert.equal(models.data[0]?.id, "mock-llm");
@@ -102,7 +130,8 @@ test("sluice up starts NATS, etcd and mock engines, and stops all of them on SIG
       processesMentioning(stackTmp).length >= 2,
       "nats-server and etcd run from the stack's temp dir",
     );
-    assert.ok(processesMentioning(`SLUICE_PARENT_PID=${up.pid}`).length >= 2, "both engines run");
+    // 2 engines, 2 engine-schedulers, 1 router, 1 aggregator
+    assert.ok(processesMentioning(`SLUICE_PARENT_PID=${up.pid}`).length >= 6, "every process runs");
 
     up.kill("SIGTERM");
     const { code } = await exited;
@@ -132,7 +161,7 @@ test("sluice up starts NATS, etcd and mock engines, and stops all of them on SIG
 });
 
 test("sluice up rejects an invalid flag with exit code 2 naming it", { timeout: 60_000 }, async () => {
-  const up = spawn(process.execPath, [...process.execArgv, cliMain, "up", "--engines", "lots"], {
+  const up = spawn(process.execPath, [cliMain, "up", "--engines", "lots"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

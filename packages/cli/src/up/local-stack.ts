@@ -59,10 +59,14 @@ export class LocalStack {
       "--log-level",
       c.logLevel,
     ];
-    const waits: Promise<InstanceRecord>[] = [];
+    // Wave 1: what nothing else needs in order to start. Engines behind a sidecar neither register
+    // themselves nor publish load: the sidecar does both for the worker, under the same worker id
+    // (so the engine's KV events and the sidecar's registration name one worker).
+    const sidecars = c.engineSchedulers;
+    const wave1: Promise<InstanceRecord>[] = [];
     for (let i = 0; i < c.engines; i++) {
       const id = `engine-${i}`;
-      waits.push(
+      wave1.push(
         this.launch("mock-engine", id, [
           ...common,
           "--id",
@@ -75,16 +79,57 @@ export class LocalStack {
           c.model,
           "--speedup",
           String(c.speedup),
+          ...(sidecars ? ["--register-engine=false", "--publish-load=false"] : []),
         ]),
       );
     }
-    if (waits.length > 0)
-      this.say(`starting ${waits.length} process(es) and waiting for their etcd registrations ...`);
-    const records = await abortable(Promise.all(waits), signal);
+    for (let i = 0; i < c.aggregators; i++) {
+      wave1.push(this.launch("aggregator", `aggregator-${i}`, [...common, "--id", `aggregator-${i}`]));
+    }
+    for (let i = 0; i < c.routers; i++) {
+      wave1.push(
+        this.launch("router", `router-${i}`, [...common, "--id", `router-${i}`, "--grpc-port", "0"]),
+      );
+    }
+    this.announce(wave1.length);
+    const records = await abortable(Promise.all(wave1), signal);
+    const engines = records.filter((r) => r.role === "mock-engine");
+
+    // Wave 2: one engine-scheduler per engine, pointed at that engine's URL.
+    const wave2 = sidecars
+      ? engines.map((engine) =>
+          this.launch("engine-scheduler", `scheduler-${engine.id}`, [
+            ...common,
+            "--id",
+            `scheduler-${engine.id}`,
+            "--worker-id",
+            engine.id,
+            "--engine-url",
+            engine.url,
+            "--model",
+            c.model,
+            "--port",
+            "0",
+          ]),
+        )
+      : [];
+    this.announce(wave2.length);
+    const schedulers = await abortable(Promise.all(wave2), signal);
+
     for (const r of records) {
       if (r.role === "mock-engine") state.engine.push({ id: r.id, url: r.url, metrics: r.metrics });
+      if (r.role === "aggregator") state.aggregator.push({ id: r.id, metrics: r.metrics });
+      if (r.role === "router") state.router.push({ id: r.id, grpc: r.url, metrics: r.metrics });
+    }
+    for (const [i, r] of schedulers.entries()) {
+      const workerId = engines[i]?.id ?? "";
+      state.engine_scheduler.push({ id: r.id, url: r.url, metrics: r.metrics, worker_id: workerId });
     }
     return state;
+  }
+
+  private announce(count: number): void {
+    if (count > 0) this.say(`starting ${count} process(es) and waiting for their etcd registrations ...`);
   }
 
   private launch(role: string, id: string, args: string[]): Promise<InstanceRecord> {

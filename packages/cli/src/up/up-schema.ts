@@ -9,6 +9,26 @@ export const upSchema = defineSchema({
     max: 64,
     description: "Number of mock engines to start.",
   },
+  "engine-schedulers": {
+    type: "boolean",
+    default: true,
+    description:
+      "Front every mock engine with an engine-scheduler sidecar (L3); --no-engine-schedulers routes to engines directly.",
+  },
+  routers: {
+    type: "int",
+    default: 1,
+    min: 0,
+    max: 16,
+    description: "Number of router replicas (L2) to start.",
+  },
+  aggregators: {
+    type: "int",
+    default: 1,
+    min: 0,
+    max: 8,
+    description: "Number of aggregator instances (one leader, the rest standbys).",
+  },
   model: {
     type: "string",
     default: "mock-llm",
