@@ -1,0 +1,104 @@
+// Decision events (`….events.ingress.{outcome}`, proto3 JSON of `sluice.v1.DecisionEvent`) so an
+// operator's `nats sub` sees every admission, rejection and terminal outcome with its numbers.
+
+import { create, toJsonString } from "@bufbuild/protobuf";
+import { DecisionEventSchema, Level, Outcome, Reason } from "@sluice/proto";
+
+export type EventOutcome = "admitted" | "rejected" | "completed" | "failed" | "cancelled";
+
+export interface IngressEvent {
+  requestId: string;
+  requestClass: string;
+  tenant: string;
+  model: string;
+  outcome: EventOutcome;
+  /** L1 reason or edge error code (`kv_limit`, `invalid_json`, `no_engine`, …). */
+  reason?: string;
+  observed?: number;
+  limit?: number;
+  retryAfterMs?: number;
+  workerId?: string;
+  policyRevision?: number;
+}
+
+/** Where events go; the process publishes to NATS, tests may collect them. */
+export interface EventSink {
+  emit(event: IngressEvent): void;
+}
+
+export const noopEventSink: EventSink = { emit() {} };
+
+const OUTCOMES: Readonly<Record<EventOutcome, Outcome>> = {
+  admitted: Outcome.ADMITTED,
+  rejected: Outcome.REJECTED,
+  completed: Outcome.COMPLETED,
+  failed: Outcome.FAILED,
+  cancelled: Outcome.CANCELLED,
+};
+
+export function reasonOf(reason: string | undefined): Reason {
+  switch (reason) {
+    case undefined:
+      return Reason.UNSPECIFIED;
+    case "inflight_limit":
+      return Reason.INFLIGHT_LIMIT;
+    case "kv_overload":
+      return Reason.KV_LIMIT;
+    case "predicted_ttft":
+      return Reason.PREDICTED_TTFT;
+    case "no_capacity":
+    case "fail_closed":
+      return Reason.FAIL_CLOSED;
+    case "no_engine":
+      return Reason.NO_ENGINES;
+    case "upstream_timeout":
+      return Reason.DEADLINE_EXCEEDED;
+    default:
+      // Edge validation failures (invalid_json, request_too_large, model_not_found, …).
+      return reason.startsWith("upstream") ? Reason.UNSPECIFIED : Reason.INVALID_REQUEST;
+  }
+}
+
+export interface Publisher {
+  publish(subject: string, data: Uint8Array): void;
+}
+
+/** Encodes events as proto3 JSON on `{subjectPrefix}.events.ingress.{outcome}`; skipped while NATS is down. */
+export function natsEventSink(
+  publisher: () => Publisher | undefined,
+  subjectPrefix: string,
+  instanceId: string,
+  nowMs: () => number,
+): EventSink {
+  const encoder = new TextEncoder();
+  return {
+    emit(event) {
+      const nc = publisher();
+      if (!nc) return;
+      const message = create(DecisionEventSchema, {
+        requestId: event.requestId,
+        requestClass: event.requestClass,
+        tenant: event.tenant,
+        model: event.model,
+        level: Level.INGRESS,
+        outcome: OUTCOMES[event.outcome],
+        reason: reasonOf(event.reason),
+        observedValue: event.observed ?? 0,
+        limitValue: event.limit ?? 0,
+        retryAfterMs: event.retryAfterMs ?? 0,
+        timestampMs: nowMs(),
+        instanceId,
+        workerId: event.workerId ?? "",
+        policyRevision: BigInt(event.policyRevision ?? 0),
+      });
+      try {
+        nc.publish(
+          `${subjectPrefix}.events.ingress.${event.outcome}`,
+          encoder.encode(toJsonString(DecisionEventSchema, message)),
+        );
+      } catch {
+        // A closed/draining connection throws; events are best effort and must never fail a request.
+      }
+    },
+  };
+}

@@ -1,0 +1,46 @@
+// Public API of @sluice/ingress: the `sluice ingress` command and the pieces it is built from.
+
+export type {
+  AdmissionController,
+  AdmissionRequest,
+  AdmissionResult,
+  Rejection,
+} from "./admission-controller.js";
+export { createAdmissionController, DEFAULT_CHARGE_BLOCK_SIZE } from "./admission-controller.js";
+export type { IngressCommand, LaunchedIngress, LaunchIngressOptions } from "./command.js";
+export { ingressCommand, launchIngress } from "./command.js";
+export { ingressSchema } from "./config.js";
+export type { EventSink, IngressEvent } from "./decision-events.js";
+export { natsEventSink, noopEventSink } from "./decision-events.js";
+export type { EngineDirectory, EngineEntry } from "./engine-registry.js";
+export { enginesOf, liveModels, parseEngineRegistration, staticEngineDirectory } from "./engine-registry.js";
+export type { EngineLease, EngineSelector } from "./engine-selector.js";
+export { leastInflightSelector } from "./engine-selector.js";
+export { HttpError, IngressConfigError, UpstreamError } from "./errors.js";
+export { endToEndHeaders } from "./hop-by-hop.js";
+export type {
+  InflightLedger,
+  InflightLoad,
+  LedgerCounters,
+  Slot,
+  TerminalOutcome,
+} from "./inflight-ledger.js";
+export { createInflightLedger } from "./inflight-ledger.js";
+export type { IngressMetrics } from "./ingress-metrics.js";
+export { createIngressMetrics } from "./ingress-metrics.js";
+export type { ModelSync } from "./model-sync.js";
+export { createModelSync } from "./model-sync.js";
+export {
+  DEFAULT_DEFAULT_MAX_TOKENS,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_STATE_DEBOUNCE_MS,
+  DEFAULT_STATE_HEARTBEAT_MS,
+  DEFAULT_UPSTREAM_TIMEOUT_MS,
+} from "./options.js";
+export type { PolicyInForce, PolicySource } from "./policy-source.js";
+export { staticPolicySource, watchEtcdPolicies } from "./policy-source.js";
+export type { ProxyServer, ProxyServerOptions } from "./proxy-server.js";
+export { EVENTS_HEADER, REQUEST_ID_HEADER, startProxyServer } from "./proxy-server.js";
+export { rejectionBody, rejectionHeaders } from "./rejection-response.js";
+export type { RequestFacts } from "./request-facts.js";
+export { parseRequestFacts } from "./request-facts.js";

@@ -1,0 +1,85 @@
+// The ingress's Prometheus series, through the runtime's small `Metrics` seam.
+
+import type { Metrics } from "@sluice/runtime";
+
+export interface IngressMetrics {
+  admitted(model: string, requestClass: string): void;
+  rejected(model: string, requestClass: string, reason: string): void;
+  httpError(status: number, code: string): void;
+  terminal(outcome: string): void;
+  decisionSeconds(seconds: number): void;
+  inflight(scope: "local" | "global", requests: number, kvBlocks: number): void;
+  sync(peers: number, lagSeconds: number, synced: boolean): void;
+  droppedMessage(kind: string): void;
+}
+
+const DECISION_BUCKETS_S = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2];
+
+export function createIngressMetrics(metrics: Metrics): IngressMetrics {
+  const admitted = metrics.counter({
+    name: "sluice_ingress_admitted_total",
+    help: "Requests admitted by the L1 decision.",
+    labelNames: ["model", "class"],
+  });
+  const rejected = metrics.counter({
+    name: "sluice_ingress_rejected_total",
+    help: "Requests rejected by the L1 decision, by reason.",
+    labelNames: ["model", "class", "reason"],
+  });
+  const httpErrors = metrics.counter({
+    name: "sluice_ingress_http_errors_total",
+    help: "Error responses other than L1 rejections (400, 404, 413, 502, 503, 504), by error code.",
+    labelNames: ["status", "code"],
+  });
+  const terminal = metrics.counter({
+    name: "sluice_ingress_requests_finished_total",
+    help: "Admitted requests by terminal outcome; admitted = completed + failed + cancelled.",
+    labelNames: ["outcome"],
+  });
+  const decision = metrics.histogram({
+    name: "sluice_ingress_decision_seconds",
+    help: "Time of one L1 decision.",
+    buckets: DECISION_BUCKETS_S,
+  });
+  const inflightRequests = metrics.gauge({
+    name: "sluice_ingress_inflight_requests",
+    help: "Admitted, unfinished requests: this instance (local) and all live instances as seen here (global).",
+    labelNames: ["scope"],
+  });
+  const inflightKv = metrics.gauge({
+    name: "sluice_ingress_inflight_kv_blocks",
+    help: "KV blocks charged to admitted, unfinished requests, local and global.",
+    labelNames: ["scope"],
+  });
+  const peers = metrics.gauge({ name: "sluice_ingress_peers", help: "Live peer ingress instances." });
+  const lag = metrics.gauge({
+    name: "sluice_ingress_sync_lag_seconds",
+    help: "Age of the oldest live peer snapshot.",
+  });
+  const synced = metrics.gauge({
+    name: "sluice_ingress_synced",
+    help: "1 while peer state is fresh (NATS connected), 0 while the fail mode applies.",
+  });
+  const dropped = metrics.counter({
+    name: "sluice_ingress_dropped_messages_total",
+    help: "Malformed NATS messages or etcd values dropped.",
+    labelNames: ["kind"],
+  });
+  return {
+    admitted: (model, requestClass) => admitted.inc(1, { model, class: requestClass }),
+    rejected: (model, requestClass, reason) => rejected.inc(1, { model, class: requestClass, reason }),
+    httpError: (status, code) => httpErrors.inc(1, { status, code }),
+    terminal: (outcome) => terminal.inc(1, { outcome }),
+    decisionSeconds: (s) => decision.observe(s),
+    inflight(scope, requests, kvBlocks) {
+      inflightRequests.set(requests, { scope });
+      inflightKv.set(kvBlocks, { scope });
+    },
+    sync(peerCount, lagSeconds, isSynced) {
+      peers.set(peerCount);
+      lag.set(lagSeconds);
+      synced.set(isSynced ? 1 : 0);
+    },
+    droppedMessage: (kind) => dropped.inc(1, { kind }),
+  };
+}

@@ -1,0 +1,10 @@
+/** OpenAI-style requests are small; 4 MiB leaves room for long token-array prompts. */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Long enough for a slow prefill of a long prompt; short enough that a hung engine frees its slot. */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 120_000;
+/** vLLM's completions default output length. */
+export const DEFAULT_DEFAULT_MAX_TOKENS = 256;
+/** DESIGN §3: state snapshots on change with ≥ 1 ms debounce. */
+export const DEFAULT_STATE_DEBOUNCE_MS = 1;
+/** Peers are dropped after 3 silent heartbeats (3 s), inside the default 5 s lease TTL. */
+export const DEFAULT_STATE_HEARTBEAT_MS = 1_000;

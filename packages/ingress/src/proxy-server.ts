@@ -1,0 +1,411 @@
+// The OpenAI-compatible HTTP front of the ingress: bounded body → cheap facts → L1 decision → engine
+// choice → unbuffered forwarding. Every admitted request owns one slot, released through `finish`,
+// which every terminal path (upstream end, upstream error, client disconnect, timeout) calls; the
+// slot's own guard makes the second and later calls no-ops.
+
+import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { AdmissionController } from "./admission-controller.js";
+import { readBoundedBody } from "./bounded-body.js";
+import { classify } from "./classify.js";
+import type { EventSink } from "./decision-events.js";
+import type { EngineDirectory } from "./engine-registry.js";
+import { enginesOf, liveModels } from "./engine-registry.js";
+import type { EngineLease, EngineSelector } from "./engine-selector.js";
+import { HttpError } from "./errors.js";
+import { endToEndHeaders } from "./hop-by-hop.js";
+import type { TerminalOutcome } from "./inflight-ledger.js";
+import type { IngressMetrics } from "./ingress-metrics.js";
+import type { PolicyInForce } from "./policy-source.js";
+import { rejectionBody, rejectionHeaders } from "./rejection-response.js";
+import { type ApiKind, parseRequestFacts, type RequestFacts } from "./request-facts.js";
+
+export const EVENTS_HEADER = "x-sluice-events";
+export const REQUEST_ID_HEADER = "x-request-id";
+
+export interface ProxyLogger {
+  warn(fields: object, message: string): void;
+  debug(fields: object, message: string): void;
+}
+
+export interface ProxyServerOptions {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  /** Upstream silence (no response bytes) longer than this fails the request (504, or a cut stream). */
+  upstreamTimeoutMs: number;
+  /** Output budget charged to requests that set no max_tokens. */
+  defaultMaxTokens: number;
+  trustClassHeader: boolean;
+  admission: AdmissionController;
+  selector: EngineSelector;
+  engines: EngineDirectory;
+  policyFor(model: string): PolicyInForce;
+  metrics: IngressMetrics;
+  events: EventSink;
+  logger: ProxyLogger;
+}
+
+export interface ProxyServer {
+  readonly url: string;
+  readonly port: number;
+  /** Requests being served right now (admitted or not yet decided). */
+  activeRequests(): number;
+  /** Stops accepting connections; open requests continue. */
+  stopAccepting(): Promise<void>;
+  /** Destroys every connection (after the drain bound). */
+  destroyAll(): void;
+}
+
+const PATHS: Readonly<Record<string, ApiKind>> = {
+  "/v1/completions": "completions",
+  "/v1/chat/completions": "chat",
+};
+
+/** Engine connection failures that allow one retry on another engine (nothing was sent to a model). */
+const CONNECT_ERRORS: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+]);
+
+export async function startProxyServer(options: ProxyServerOptions): Promise<ProxyServer> {
+  const agent = new http.Agent({
+    keepAlive: true,
+    noDelay: true,
+    maxSockets: Number.POSITIVE_INFINITY,
+    maxFreeSockets: 256,
+  });
+  const seenModels = new Set<string>();
+  let active = 0;
+
+  const sendError = (res: ServerResponse, error: HttpError) => {
+    options.metrics.httpError(error.status, error.code);
+    if (res.headersSent) {
+      // Status events already opened an SSE stream: report the failure in it, then end it.
+      if (String(res.getHeader("content-type") ?? "").startsWith("text/event-stream") && !res.writableEnded) {
+        res.end(`event: error\ndata: ${JSON.stringify(error.toJSON())}\n\n`);
+      } else {
+        res.destroy();
+      }
+      return;
+    }
+    const body = JSON.stringify(error.toJSON());
+    res.writeHead(error.status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(body);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = (req.url ?? "/").split("?")[0] ?? "/";
+    if (url === "/v1/models") {
+      if (req.method !== "GET") throw methodNotAllowed(req.method);
+      const now = Math.floor(Date.now() / 1000);
+      const data = liveModels(options.engines).map((id) => ({
+        id,
+        object: "model",
+        created: now,
+        owned_by: "sluice",
+      }));
+      const body = JSON.stringify({ object: "list", data });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    const kind = PATHS[url];
+    if (kind === undefined) {
+      throw new HttpError(`no route for ${req.method} ${url}`, {
+        status: 404,
+        type: "not_found_error",
+        code: "unknown_url",
+      });
+    }
+    if (req.method !== "POST") throw methodNotAllowed(req.method);
+    const body = await readBoundedBody(req, options.maxBodyBytes);
+    const { facts } = parseRequestFacts(kind, body.toString("utf8"));
+    await proxyRequest(req, res, url, body, facts);
+  };
+
+  const proxyRequest = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    body: Buffer,
+    facts: RequestFacts,
+  ) => {
+    const requestId = headerRequestId(req) ?? randomUUID();
+    const engines = enginesOf(options.engines, facts.model);
+    for (const e of options.engines.engines()) seenModels.add(e.model);
+    if (engines.length === 0) {
+      const anyEngine = [...options.engines.engines()].length > 0;
+      if (anyEngine && !seenModels.has(facts.model)) {
+        throw new HttpError(
+          `The model \`${facts.model}\` does not exist or is not served by any live engine`,
+          {
+            status: 404,
+            type: "not_found_error",
+            code: "model_not_found",
+            param: "model",
+          },
+        );
+      }
+      throw new HttpError(`no live engine serves \`${facts.model}\``, {
+        status: 503,
+        type: "service_unavailable",
+        code: "no_engine",
+      });
+    }
+
+    const { policy, revision } = options.policyFor(facts.model);
+    const { requestClass, tenant } = classify(req.headers, policy, options.trustClassHeader);
+    const result = options.admission.check({
+      requestId,
+      model: facts.model,
+      requestClass,
+      promptTokens: facts.promptTokens,
+      maxTokens: facts.maxTokens ?? options.defaultMaxTokens,
+    });
+    options.metrics.decisionSeconds(result.decisionNs / 1e9);
+    const base = { requestId, requestClass, tenant, model: facts.model };
+    if (!result.admitted) {
+      const { rejection } = result;
+      options.metrics.rejected(facts.model, requestClass, rejection.reason);
+      options.events.emit({
+        ...base,
+        outcome: "rejected",
+        reason: rejection.reason,
+        observed: rejection.observed,
+        limit: rejection.limit,
+        retryAfterMs: rejection.retryAfterMs,
+        policyRevision: rejection.policyRevision,
+      });
+      const payload = JSON.stringify(rejectionBody(rejection));
+      res.writeHead(rejection.status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(payload),
+        [REQUEST_ID_HEADER]: requestId,
+        ...rejectionHeaders(rejection),
+      });
+      res.end(payload);
+      return;
+    }
+    const { slot } = result;
+    options.metrics.admitted(facts.model, requestClass);
+    options.events.emit({ ...base, outcome: "admitted", policyRevision: revision });
+
+    let lease: EngineLease | undefined;
+    let upstreamReq: http.ClientRequest | undefined;
+    const finish = (outcome: TerminalOutcome) => {
+      lease?.done();
+      if (!slot.release(outcome)) return;
+      options.metrics.terminal(outcome);
+      options.events.emit({ ...base, outcome, ...(lease ? { workerId: lease.engine.workerId } : {}) });
+    };
+    // Client went away (mid-body, before the answer or mid-stream): cancel upstream, release.
+    res.on("close", () => {
+      if (!res.writableFinished) {
+        upstreamReq?.destroy();
+        finish("cancelled");
+      }
+    });
+
+    const statusEvents = facts.stream && req.headers[EVENTS_HEADER] === "1";
+    if (statusEvents) {
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        [REQUEST_ID_HEADER]: requestId,
+      });
+      writeStatusEvent(res, { status: "admitted", request_id: requestId, class: requestClass });
+    }
+
+    const tried = new Set<string>();
+    const attempt = (previousError?: NodeJS.ErrnoException) => {
+      lease = options.selector.select(facts.model, tried);
+      if (!lease && previousError) {
+        finish("failed");
+        sendError(res, upstreamFailed(previousError));
+        return;
+      }
+      if (!lease) {
+        finish("failed");
+        sendError(
+          res,
+          new HttpError(`no live engine serves \`${facts.model}\``, {
+            status: 503,
+            type: "service_unavailable",
+            code: "no_engine",
+          }),
+        );
+        return;
+      }
+      const engine = lease.engine;
+      tried.add(engine.workerId);
+      if (statusEvents) writeStatusEvent(res, { status: "routed", worker_id: engine.workerId });
+      const headers = endToEndHeaders(req.headers, SKIP_REQUEST_HEADERS);
+      headers["content-length"] = body.length;
+      headers[REQUEST_ID_HEADER] = requestId;
+      const target = new URL(path, `${engine.url}/`);
+      const upstream = http.request(target, { method: "POST", headers, agent });
+      upstreamReq = upstream;
+      let responded = false;
+      upstream.setTimeout(options.upstreamTimeoutMs, () => {
+        upstream.destroy(new Error(`upstream silent for ${options.upstreamTimeoutMs} ms`));
+        finish("failed");
+        sendError(
+          res,
+          new HttpError(`engine ${engine.workerId} did not answer within ${options.upstreamTimeoutMs} ms`, {
+            status: 504,
+            type: "server_error",
+            code: "upstream_timeout",
+          }),
+        );
+      });
+      upstream.on("error", (error: NodeJS.ErrnoException) => {
+        if (slot.released) return; // cancelled or timed out: the error is our own destroy
+        if (!responded && error.code && CONNECT_ERRORS.has(error.code) && tried.size < 2) {
+          options.logger.warn(
+            { err: error, worker: engine.workerId },
+            "engine unreachable; trying another once",
+          );
+          lease?.done();
+          attempt(error);
+          return;
+        }
+        options.logger.warn({ err: error, worker: engine.workerId, requestId }, "upstream request failed");
+        finish("failed");
+        sendError(res, upstreamFailed(error));
+      });
+      upstream.on("response", (upstreamRes) => {
+        responded = true;
+        const status = upstreamRes.statusCode ?? 502;
+        upstreamRes.on("aborted", () => {
+          if (slot.released) return;
+          options.logger.warn({ worker: engine.workerId, requestId }, "upstream response cut mid-stream");
+          finish("failed");
+          res.destroy();
+        });
+        upstreamRes.on("error", () => {
+          if (slot.released) return;
+          finish("failed");
+          res.destroy();
+        });
+        upstreamRes.on("end", () => {
+          // The engine's own 5xx is an upstream failure; its 4xx (e.g. context too long) is a normal answer.
+          res.on("finish", () => finish(status >= 500 ? "failed" : "completed"));
+        });
+        if (statusEvents) {
+          if (status !== 200) {
+            // Headers went out already: report the engine's error as an SSE error event.
+            const chunks: Buffer[] = [];
+            upstreamRes.on("data", (c: Buffer) => chunks.push(c));
+            upstreamRes.on("end", () => {
+              res.end(`event: error\ndata: ${Buffer.concat(chunks).toString("utf8").replace(/\n/g, "")}\n\n`);
+            });
+            return;
+          }
+        } else {
+          const responseHeaders = endToEndHeaders(upstreamRes.headers);
+          responseHeaders[REQUEST_ID_HEADER] = requestId;
+          res.writeHead(status, responseHeaders);
+          // Streams: send the headers now so the client sees the response start before the first token;
+          // other answers go out with their body in one write.
+          if (String(upstreamRes.headers["content-type"] ?? "").startsWith("text/event-stream"))
+            res.flushHeaders();
+        }
+        upstreamRes.pipe(res);
+      });
+      upstream.end(body);
+    };
+    attempt();
+  };
+
+  const server: Server = http.createServer({ noDelay: true }, (req, res) => {
+    active++;
+    res.on("close", () => active--);
+    handle(req, res).catch((error: unknown) => {
+      if (error instanceof HttpError) {
+        // Thrown before admission (bad body, unknown model, no engine): a rejection with its edge code.
+        if (error.status >= 500) options.logger.warn({ err: error }, "request failed");
+        options.events.emit({
+          requestId: headerRequestId(req) ?? randomUUID(),
+          requestClass: "",
+          tenant: "",
+          model: "",
+          outcome: "rejected",
+          reason: error.code,
+        });
+        sendError(res, error);
+        return;
+      }
+      options.logger.warn({ err: error }, "unexpected error while serving a request");
+      sendError(
+        res,
+        new HttpError(
+          "internal error",
+          { status: 500, type: "server_error", code: "internal_error" },
+          { cause: error },
+        ),
+      );
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", (error) => options.logger.warn({ err: error }, "http server error"));
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host === "0.0.0.0" || options.host === "::" ? "127.0.0.1" : options.host;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    activeRequests: () => active,
+    async stopAccepting() {
+      // Stop listening now; open connections (admitted streams) are left to the drain phase.
+      server.close();
+      server.closeIdleConnections();
+    },
+    destroyAll() {
+      server.closeAllConnections();
+      agent.destroy();
+    },
+  };
+}
+
+// Recomputed or replaced for the upstream hop.
+const SKIP_REQUEST_HEADERS: ReadonlySet<string> = new Set(["host", "content-length", EVENTS_HEADER]);
+
+function methodNotAllowed(method: string | undefined): HttpError {
+  return new HttpError(`method ${method ?? "?"} is not allowed here`, {
+    status: 405,
+    type: "invalid_request_error",
+    code: "method_not_allowed",
+  });
+}
+
+function writeStatusEvent(res: ServerResponse, data: object): void {
+  res.write(`event: sluice\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+function upstreamFailed(error: Error): HttpError {
+  return new HttpError(
+    `the engine failed: ${error.message}`,
+    { status: 502, type: "server_error", code: "upstream_error" },
+    { cause: error },
+  );
+}
+
+/** The client's `x-request-id`, if usable as ours. */
+function headerRequestId(req: IncomingMessage): string | undefined {
+  const id = req.headers[REQUEST_ID_HEADER];
+  return typeof id === "string" && id.length > 0 && id.length <= 128 ? id : undefined;
+}
