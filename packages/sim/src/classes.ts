@@ -1,6 +1,8 @@
-// Request classes and their default objectives — the one place these policy defaults live (issue 3 §6,
-// DESIGN §1). The simulator judges every request against its class's objectives.
+// Request classes and the objectives the simulator judges them by. The objectives are core's policy
+// defaults (`DEFAULT_POLICY.classes` in @sluice/core, drift-checked against the proto), so the simulator,
+// the processes and the sluice-* policies it runs all judge a request by the same numbers.
 
+import { DEFAULT_POLICY } from "@sluice/core";
 import { SimUsageError } from "./errors.js";
 import type { Rng } from "./rng.js";
 
@@ -14,13 +16,20 @@ export interface ClassObjectives {
   meanItlObjectiveMs: number;
 }
 
-/** critical 1 s / 50 ms, standard 2 s / 100 ms, sheddable 10 s / 200 ms (issue 3 §6). */
+function objectivesFromPolicy(): Readonly<Record<RequestClass, Readonly<ClassObjectives>>> {
+  const out = {} as Record<RequestClass, Readonly<ClassObjectives>>;
+  for (const name of REQUEST_CLASSES) {
+    const c = DEFAULT_POLICY.classes.find((k) => k.name === name);
+    // A core policy without one of the built-in classes is a programming error, not a user error.
+    if (c === undefined) throw new Error(`core DEFAULT_POLICY has no class ${name}`);
+    out[name] = Object.freeze({ ttftObjectiveMs: c.ttftObjectiveMs, meanItlObjectiveMs: c.itlObjectiveMs });
+  }
+  return Object.freeze(out);
+}
+
+/** Core's `DEFAULT_POLICY` objectives: critical 1 s / 50 ms, standard 2 s / 100 ms, sheddable 10 s / 200 ms. */
 export const DEFAULT_CLASS_OBJECTIVES: Readonly<Record<RequestClass, Readonly<ClassObjectives>>> =
-  Object.freeze({
-    critical: Object.freeze({ ttftObjectiveMs: 1000, meanItlObjectiveMs: 50 }),
-    standard: Object.freeze({ ttftObjectiveMs: 2000, meanItlObjectiveMs: 100 }),
-    sheddable: Object.freeze({ ttftObjectiveMs: 10_000, meanItlObjectiveMs: 200 }),
-  });
+  objectivesFromPolicy();
 
 /** Share of requests per class; sums to 1. */
 export type ClassMix = Readonly<Record<RequestClass, number>>;

@@ -46,7 +46,8 @@ export const DEFAULT_ENGINE_SETUP: Readonly<EngineSetupOptions> = Object.freeze(
 
 export interface EngineSetup {
   options: EngineSetupOptions;
-  createEngine: (index: number) => EngineModel;
+  /** Engine `index`'s model; `collectKvEvents` when a router indexes the engines' KV events (L2). */
+  createEngine: (index: number, collectKvEvents?: boolean) => EngineModel;
   blockHashesOf: (request: SimRequest) => BlockHash[];
 }
 
@@ -80,7 +81,8 @@ export function createEngineSetup(partial: Partial<EngineSetupOptions> = {}): En
   createEngineModel({ ...modelOptions(options), stepTime });
   return {
     options,
-    createEngine: () => createEngineModel({ ...modelOptions(options), stepTime }),
+    createEngine: (_index, collectKvEvents = false) =>
+      createEngineModel({ ...modelOptions(options), stepTime, collectKvEvents }),
     blockHashesOf(request: SimRequest): BlockHash[] {
       const hashes =
         request.hashIds !== undefined

@@ -4,6 +4,7 @@
 // answers admit or reject-with-reason. Callbacks tell it about first tokens and completions at the
 // virtual time they reach the ingress.
 
+import type { BlockHash, EngineLoadSnapshot, KvEvent } from "@sluice/core";
 import type { RequestClass } from "./classes.js";
 
 /** Which level rejected: the DESIGN §1 levels, plus `engine` for the engine model refusing a request. */
@@ -56,15 +57,95 @@ export interface CompletionFacts {
   metObjectives: boolean;
 }
 
+/** One engine's load snapshot as it reaches the policy/router, `loadDelayMs` after it was taken. */
+export interface EngineObservation {
+  load: EngineLoadSnapshot;
+  /** When the engine took the snapshot (virtual ms). */
+  takenAtMs: number;
+  /** Prefill throughput the engine's side measured (what `engine.{worker}.load` carries); 0 = unknown. */
+  prefillTokensPerS: number;
+}
+
+/** What the L2 router answered for one request. */
+export type SimRouteOutcome =
+  | { kind: "routed"; engine: number; cachedTokens: number }
+  | { kind: "held" }
+  | { kind: "rejected"; reason: string; retryAfterMs: number };
+
+export interface SimRouteDrain {
+  routed: { request: number; engine: number; cachedTokens: number }[];
+  rejected: { request: number; reason: string; retryAfterMs: number }[];
+}
+
+/**
+ * A router that replaces the simulator's least-loaded choice (L2). The simulator feeds it KV events and
+ * load snapshots after the propagation delay, calls `drain` whenever capacity may have freed and at
+ * `nextExpiryMs`, and tells it when a request's first token arrives and when the request leaves.
+ */
+export interface SimRouter {
+  /** Whether the engines must collect KV events for it (prefix index). */
+  readonly wantsKvEvents: boolean;
+  route(request: PolicyRequest, blockHashes: readonly BlockHash[], nowMs: number): SimRouteOutcome;
+  drain(nowMs: number): SimRouteDrain;
+  heldCount(): number;
+  nextExpiryMs(): number | undefined;
+  onKvEvents(engine: number, events: readonly KvEvent[], nowMs: number): void;
+  onObservation(engine: number, observation: EngineObservation, nowMs: number): void;
+  onFirstToken(request: number, nowMs: number): void;
+  /** The request left (completed, or rejected after routing): free its predicted load. */
+  onRelease(request: number, nowMs: number): void;
+}
+
+export type SimGateOffer = { admit: true } | { admit: false; reason: string; retryAfterMs: number };
+
+export interface SimGatePump {
+  /** Requests to put into the engine model now, in order. */
+  admit: number[];
+  reject: { request: number; reason: string; retryAfterMs: number }[];
+}
+
+/** The L3 engine-scheduler in front of one engine: its own queue, only admitted requests enter the model. */
+export interface SimEngineGate {
+  /** While requests are queued, `pump` is called at least this often (the sidecar's re-evaluation timer). */
+  readonly reevaluateIntervalMs: number;
+  offer(request: PolicyRequest, cachedTokens: number, nowMs: number): SimGateOffer;
+  /** Re-evaluates the queue and releases what may enter the engine; `kvUsage` is the engine's, exact. */
+  pump(nowMs: number, kvUsage: number): SimGatePump;
+  queued(): number;
+  onFirstToken(request: number, nowMs: number): void;
+  onFinished(request: number): void;
+  /** One engine step's output-token gap, for the online decode model. */
+  observeDecode(gapMs: number, batchSize: number, kvUsage: number): void;
+  /** The gate's measured prefill throughput (0 until measured): published with the engine's load. */
+  prefillTokensPerS(): number;
+}
+
 export interface AdmissionPolicy {
   readonly name: string;
   admit(request: PolicyRequest, view: ClusterView, nowMs: number): AdmissionDecision;
   onFirstToken?(request: PolicyRequest, nowMs: number): void;
   onComplete?(request: PolicyRequest, facts: CompletionFacts, nowMs: number): void;
+  /** Exactly once for every admitted request when it leaves: completed, or rejected by a later level. */
+  onRelease?(request: PolicyRequest, nowMs: number): void;
+  /** An engine's load snapshot reached the ingress side (after the propagation delay). */
+  onObservation?(engine: number, observation: EngineObservation, nowMs: number): void;
+  /** L2: routing, holding and rejection after admission; absent = least-loaded routing. */
+  readonly router?: SimRouter;
+  /** L3: builds the engine-scheduler of engine `index`; absent = requests go straight into the model. */
+  createEngineGate?(index: number): SimEngineGate;
+}
+
+/** What a policy needs to know about the simulated cluster to configure itself. */
+export interface PolicyContext {
+  engineCount: number;
+  numGpuBlocks: number;
+  blockSize: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
 }
 
 /** Builds a fresh (stateful) policy for one simulation run. */
-export type PolicyFactory = () => AdmissionPolicy;
+export type PolicyFactory = (context: PolicyContext) => AdmissionPolicy;
 
 const ADMIT: AdmissionDecision = Object.freeze({ admit: true });
 

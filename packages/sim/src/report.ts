@@ -19,6 +19,8 @@ export interface PolicyReport {
   rejected_fraction: number;
   /** `level:reason` → fraction of all requests. */
   rejected_by: Record<string, number>;
+  /** Level (`L1`, `L2`, `L3`, `engine`) → fraction of all requests rejected there. */
+  rejected_by_level: Record<string, number>;
   late_rejections: number;
   ttft_p50_ms: number;
   ttft_p90_ms: number;
@@ -84,10 +86,15 @@ export function summarize(
   }
   let rejectedTotal = 0;
   const rejectedBy: Record<string, number> = {};
+  const byLevelCount: Record<string, number> = {};
   for (const [key, count] of [...result.rejections.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     rejectedTotal += count;
     rejectedBy[key] = round(count / n, 6);
+    const level = key.slice(0, key.indexOf(":"));
+    byLevelCount[level] = (byLevelCount[level] ?? 0) + count;
   }
+  const rejectedByLevel: Record<string, number> = {};
+  for (const [level, count] of Object.entries(byLevelCount)) rejectedByLevel[level] = round(count / n, 6);
   const ttft = sortedFinite(result.ttftMs, result.completed);
   const meanItl = sortedFinite(result.meanItlMs, result.completed);
   const retry = result.retryAfterMs.filter((v) => Number.isFinite(v)).sort();
@@ -105,6 +112,7 @@ export function summarize(
     slo_attainment_admitted: admitted > 0 ? round(met / admitted, 6) : 0,
     rejected_fraction: round(rejectedTotal / n, 6),
     rejected_by: rejectedBy,
+    rejected_by_level: rejectedByLevel,
     late_rejections: result.lateRejections,
     ttft_p50_ms: finiteOrNull(quantileSorted(ttft, 0.5), 1),
     ttft_p90_ms: finiteOrNull(quantileSorted(ttft, 0.9), 1),
@@ -143,6 +151,7 @@ const COLUMNS: [header: string, value: (r: PolicyReport) => string][] = [
   ["TTFT p50/p90/p99 ms", (r) => `${fmt(r.ttft_p50_ms)}/${fmt(r.ttft_p90_ms)}/${fmt(r.ttft_p99_ms)}`],
   ["ITL p50/p90/p99 ms", (r) => `${fmt(r.itl_p50_ms)}/${fmt(r.itl_p90_ms)}/${fmt(r.itl_p99_ms)}`],
   ["wasted prefill", (r) => String(r.wasted_prefill_tokens)],
+  ["prefix hit", (r) => `${(r.prefix_cache_hit_rate * 100).toFixed(1)}%`],
 ];
 
 function fmt(v: number | null): string {

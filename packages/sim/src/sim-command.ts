@@ -56,6 +56,8 @@ export async function runSim(flags: SimFlags, progress: ProgressBar = SILENT_PRO
     loadDelayMs: flags.loadDelayMs,
     dispatchDelayMs: flags.dispatchDelayMs,
     staticLimit: typeof flags.staticLimit === "number" ? flags.staticLimit : 1,
+    baselines: flags.baselines,
+    seed: flags.seed,
     workload: {
       seed: flags.seed,
       spreadBucketMs: flags.spreadBucketMs,

@@ -4,9 +4,16 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_CAPACITY_OPTIONS } from "./capacity.js";
 import { type ClassMix, DEFAULT_CLASS_MIX, parseClassMix } from "./classes.js";
+import { DEFAULT_DYNAMO_BUSY_OPTIONS } from "./dynamo-busy-policy.js";
 import { DEFAULT_ENGINE_SETUP, DEFAULT_SPLITWISE_PROFILE, type EngineSetupOptions } from "./engine-setup.js";
 import { SimUsageError } from "./errors.js";
-import { isPolicyName, type PolicyName } from "./experiment.js";
+import {
+  type BaselineOptions,
+  DEFAULT_BASELINE_OPTIONS,
+  isPolicyName,
+  POLICY_NAMES,
+  type PolicyName,
+} from "./experiment.js";
 import { DEFAULT_DISPATCH_DELAY_MS, DEFAULT_LOAD_DELAY_MS } from "./simulator.js";
 import type { TraceFormat } from "./trace.js";
 import { DEFAULT_SPREAD_BUCKET_MS } from "./workload.js";
@@ -25,6 +32,8 @@ export interface SimFlags {
   policies: PolicyName[];
   /** A fixed limit, or `auto`: sized from the capacity found (needs --find-capacity). */
   staticLimit: number | "auto";
+  /** dynamo-busy and dynamo-ema tunables. */
+  baselines: Omit<BaselineOptions, "staticLimit">;
   rateScale: number;
   durationMs: number | undefined;
   seed: number;
@@ -73,10 +82,15 @@ Cluster
   --dispatch-delay-ms MS        admission → request reaches its engine                  (default: ${DEFAULT_DISPATCH_DELAY_MS})
 
 Policies and runs
-  --policy LIST                 comma-separated: none, static                           (default: none,static)
+  --policy LIST                 comma-separated: none, static, dynamo-busy, dynamo-ema,
+                                sluice-l1, sluice-l3, sluice-l1l2, sluice-l1l2l3        (default: none,static)
   --static-limit N|auto         global in-flight limit of the static policy; auto = 1 + p99
                                 of the in-flight count arrivals saw under 'none' at
                                 capacity (needs --find-capacity)                        (default: ${DEFAULT_STATIC_LIMIT_PER_ENGINE} × engines)
+  --busy-thresholds D,F         dynamo-busy: a worker is busy when KV usage > D or pending
+                                prefill tokens > F × max_num_batched_tokens              (default: ${DEFAULT_DYNAMO_BUSY_OPTIONS.decodeBlockThreshold},${DEFAULT_DYNAMO_BUSY_OPTIONS.prefillBatchFraction})
+  --ema-tau-ms MS               dynamo-ema: time constant of the TTFT / ITL averages     (default: ${DEFAULT_BASELINE_OPTIONS.emaTimeConstantMs})
+  --ema-thresholds T,I          dynamo-ema: reject while EMA TTFT > T ms or ITL > I ms   (default: ${DEFAULT_BASELINE_OPTIONS.emaTtftThresholdMs},${DEFAULT_BASELINE_OPTIONS.emaItlThresholdMs})
   --find-capacity               bisect the largest rate scale at which 'none' attains
                                 --capacity-target; report goodput against it            (default: off)
   --capacity-target F           attainment that defines capacity, in (0, 1]             (default: ${DEFAULT_CAPACITY_OPTIONS.targetAttainment})
@@ -139,6 +153,44 @@ function list(flag: string, raw: string): number[] {
   return values;
 }
 
+function pair(flag: string, raw: string): [number, number] {
+  const parts = raw.split(",").map((p) => p.trim());
+  const values = parts.map(Number);
+  if (
+    parts.length !== 2 ||
+    parts.some((p) => p === "") ||
+    values.some((v) => !(v > 0) || !Number.isFinite(v))
+  ) {
+    throw new SimUsageError(`--${flag} must be two positive numbers A,B, got "${raw}"`);
+  }
+  return [values[0] as number, values[1] as number];
+}
+
+function baselineFlags(
+  busy: string | undefined,
+  tau: string | undefined,
+  ema: string | undefined,
+): Omit<BaselineOptions, "staticLimit"> {
+  const d = DEFAULT_BASELINE_OPTIONS;
+  const [decodeBlockThreshold, prefillBatchFraction] =
+    busy === undefined
+      ? [d.dynamoBusy.decodeBlockThreshold, d.dynamoBusy.prefillBatchFraction]
+      : pair("busy-thresholds", busy);
+  if (decodeBlockThreshold > 1) {
+    throw new SimUsageError(
+      `--busy-thresholds: the decode threshold is a KV fraction in (0, 1], got ${decodeBlockThreshold}`,
+    );
+  }
+  const [emaTtftThresholdMs, emaItlThresholdMs] =
+    ema === undefined ? [d.emaTtftThresholdMs, d.emaItlThresholdMs] : pair("ema-thresholds", ema);
+  return {
+    dynamoBusy: { decodeBlockThreshold, prefillBatchFraction },
+    emaTimeConstantMs: num("ema-tau-ms", tau, d.emaTimeConstantMs, (x) => x > 0, "a number > 0"),
+    emaTtftThresholdMs,
+    emaItlThresholdMs,
+  };
+}
+
 function capacityReference(raw: string | undefined): "absolute" | "light-load" {
   if (raw === undefined) return DEFAULT_CAPACITY_OPTIONS.reference;
   if (raw !== "absolute" && raw !== "light-load") {
@@ -173,7 +225,8 @@ export function parseSimFlags(argv: readonly string[]): SimFlags {
   }
   const policies = (v.policy ?? "none,static").split(",").map((s) => s.trim());
   for (const p of policies)
-    if (!isPolicyName(p)) throw new SimUsageError(`--policy: unknown policy "${p}"; known: none, static`);
+    if (!isPolicyName(p))
+      throw new SimUsageError(`--policy: unknown policy "${p}"; known: ${POLICY_NAMES.join(", ")}`);
   const engines = int("engines", v.engines, DEFAULT_ENGINES, 1);
   const sweep = v.sweep === undefined ? undefined : list("sweep", v.sweep);
   if (v["static-limit"] === "auto" && v["find-capacity"] !== true) {
@@ -211,6 +264,7 @@ export function parseSimFlags(argv: readonly string[]): SimFlags {
       v["static-limit"] === "auto"
         ? "auto"
         : int("static-limit", v["static-limit"], DEFAULT_STATIC_LIMIT_PER_ENGINE * engines, 1),
+    baselines: baselineFlags(v["busy-thresholds"], v["ema-tau-ms"], v["ema-thresholds"]),
     rateScale: num("rate-scale", v["rate-scale"], 1, (x) => x > 0, "a positive number"),
     durationMs: v.duration === undefined ? undefined : parseDurationMs(v.duration),
     seed: int("seed", v.seed, DEFAULT_SEED, 0),
@@ -283,6 +337,9 @@ function parse(argv: readonly string[]) {
       "dispatch-delay-ms": s,
       policy: s,
       "static-limit": s,
+      "busy-thresholds": s,
+      "ema-tau-ms": s,
+      "ema-thresholds": s,
       "find-capacity": b,
       "capacity-target": s,
       "capacity-reference": s,

@@ -1,5 +1,11 @@
-// Discrete-event simulation, in virtual time, of clients → ingress (admission policy) → least-loaded
-// routing → N engine models. Pure: no I/O, no wall clock; the same inputs always give the same result.
+// Discrete-event simulation, in virtual time, of clients → ingress (admission policy, L1) → router
+// (least-loaded, or the policy's L2 router) → per-engine scheduler (the policy's L3 gate, optional) → N
+// engine models. Pure: no I/O, no wall clock; the same inputs always give the same result.
+//
+// A request admitted at L1 may still be rejected by L2 (router busy/hold timeout) or L3 (engine-scheduler
+// prediction); it then counts as rejected at that level, not as admitted, and every level's accounting is
+// released exactly once. KV events reach the router `loadDelayMs` after the step that produced them, like
+// load snapshots.
 //
 // Propagation delays are simulated, not ignored: an engine's load snapshot (taken at the end of each of
 // its steps) reaches the router/policy `loadDelayMs` later, while the router's own routing decisions count
@@ -9,8 +15,8 @@
 
 import {
   type BlockHash,
-  type EngineLoadSnapshot,
   type EngineModel,
+  type KvEvent,
   RequestTooLongError,
   type StepResult,
 } from "@sluice/core";
@@ -18,12 +24,20 @@ import type { ClassObjectives, RequestClass } from "./classes.js";
 import { SimUsageError, SimulationStalledError } from "./errors.js";
 import { EventQueue } from "./event-queue.js";
 import { LatencyHistogram } from "./latency-histogram.js";
-import type { AdmissionPolicy, ClusterView, EngineView, PolicyRequest } from "./policy.js";
+import type {
+  AdmissionPolicy,
+  ClusterView,
+  EngineObservation,
+  EngineView,
+  PolicyRequest,
+  SimEngineGate,
+  SimRouter,
+} from "./policy.js";
 import type { SimRequest, Workload } from "./workload.js";
 
 export interface SimulatorOptions {
-  /** Builds engine `index`'s model; called once per engine per run. */
-  createEngine: (index: number) => EngineModel;
+  /** Builds engine `index`'s model; called once per engine per run. KV events only when asked for. */
+  createEngine: (index: number, collectKvEvents: boolean) => EngineModel;
   engineCount: number;
   policy: AdmissionPolicy;
   /** Prompt block hashes of a request at the engine's block size. */
@@ -60,7 +74,7 @@ export interface SimRunResult {
   latencyMs: Float64Array;
   /** 1 when completed meeting both objectives of its class. */
   metObjectives: Uint8Array;
-  /** 1 admitted by the policy, 0 rejected by it. Engine refusals count as admitted and rejected late. */
+  /** 1 admitted by every policy level, 0 rejected by one (L1, L2 or L3). Engine refusals count as admitted and rejected late. */
   admitted: Uint8Array;
   completed: Uint8Array;
   /** `level:reason` → count, for every rejection (policy or engine). */
@@ -82,9 +96,21 @@ export interface SimRunResult {
 }
 
 type SimEvent =
-  | { kind: "dispatch"; engine: number; request: number }
+  | { kind: "dispatch"; engine: number; request: number; cachedTokens: number }
   | { kind: "step-end"; engine: number }
-  | { kind: "snapshot"; engine: number; takenAtMs: number; arrivedCount: number; load: EngineLoadSnapshot };
+  | {
+      kind: "snapshot";
+      engine: number;
+      arrivedCount: number;
+      queued: number;
+      observation: EngineObservation;
+    }
+  | { kind: "kv"; engine: number; events: KvEvent[] }
+  | { kind: "router-wake" }
+  | { kind: "gate-wake"; engine: number };
+
+/** EWMA weight of one step's prefill throughput in the engine-side measurement (without an L3 gate). */
+const PREFILL_RATE_EWMA_WEIGHT = 0.05;
 
 interface EngineState {
   model: EngineModel;
@@ -95,6 +121,13 @@ interface EngineState {
   routedCount: number;
   /** Requests that reached the engine so far; each snapshot carries the value at the time it was taken. */
   arrivedCount: number;
+  /** L3 engine-scheduler in front of the model, when the policy has one. */
+  gate: SimEngineGate | undefined;
+  gateWakeAtMs: number;
+  /** End of the previous step that emitted tokens (decode gap for the L3 model). */
+  lastTokenStepEndMs: number;
+  /** Engine-side measured prefill tokens/s when there is no gate to measure it. */
+  prefillRatePerS: number;
 }
 
 interface MutableEngineView extends EngineView {
@@ -120,6 +153,8 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
   validate(options);
   const { requests } = workload;
   const { policy, objectives, loadDelayMs, dispatchDelayMs } = options;
+  const router: SimRouter | undefined = policy.router;
+  const collectKvEvents = router?.wantsKvEvents === true;
   const n = requests.length;
   const status = new Uint8Array(n);
   const admitted = new Uint8Array(n);
@@ -142,6 +177,7 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
   let wastedPrefillTokens = 0;
   let settled = 0;
   let nowMs = 0;
+  let routerWakeAtMs = Number.POSITIVE_INFINITY;
   const progressEvery = options.progressEveryRequests ?? Math.max(1, Math.floor(n / 200));
 
   const engines: EngineState[] = [];
@@ -156,12 +192,16 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     };
     views.push(view);
     engines.push({
-      model: options.createEngine(e),
+      model: options.createEngine(e, collectKvEvents),
       busy: false,
       pendingStep: undefined,
       view,
       routedCount: 0,
       arrivedCount: 0,
+      gate: policy.createEngineGate?.(e),
+      gateWakeAtMs: Number.POSITIVE_INFINITY,
+      lastTokenStepEndMs: Number.NaN,
+      prefillRatePerS: 0,
     });
   }
   const clusterView: ClusterView = {
@@ -179,40 +219,71 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     settled++;
     if (options.onProgress && settled % progressEvery === 0) options.onProgress(settled, n);
   };
+  /** The request leaves every level's accounting (exactly once per admitted request). */
   const release = (r: SimRequest): void => {
     inFlight--;
     inFlightByClass[r.requestClass]--;
+    router?.onRelease(r.index, nowMs);
+    policy.onRelease?.(r as PolicyRequest, nowMs);
+  };
+  /** A later level (L2, L3) refused an admitted request: a rejection at that level, not an admission. */
+  const rejectAdmitted = (index: number, level: "L2" | "L3", reason: string, retryMs: number): void => {
+    const r = requests[index] as SimRequest;
+    status[index] = Status.Rejected;
+    admitted[index] = 0;
+    retryAfterMs[index] = retryMs;
+    reject(`${level}:${reason}`);
+    release(r);
+    settle();
   };
 
   // Believed in-flight = what the snapshot saw + what was routed but had not reached the engine when the
   // snapshot was taken (in transit, or routed after it). Completions since the snapshot stay invisible.
   const applySnapshot = (
     e: number,
-    takenAtMs: number,
     arrivedCount: number,
-    load: EngineLoadSnapshot,
+    queued: number,
+    observation: EngineObservation,
   ): void => {
     const engine = engines[e] as EngineState;
     const view = engine.view;
+    const { load, takenAtMs } = observation;
     if (takenAtMs < view.observedAtMs) return;
-    view.believedInFlight = load.waiting + load.running + (engine.routedCount - arrivedCount);
+    view.believedInFlight = load.waiting + load.running + queued + (engine.routedCount - arrivedCount);
     view.observedKvUsage = load.kvTotalBlocks > 0 ? load.kvUsedBlocks / load.kvTotalBlocks : 0;
     view.observedPendingPrefillTokens = load.pendingPrefillTokens;
     view.observedAtMs = takenAtMs;
+    policy.onObservation?.(e, observation, nowMs);
+    if (router !== undefined) {
+      router.onObservation(e, observation, nowMs);
+      drainRouter();
+    }
   };
 
-  const publishSnapshot = (e: number, atMs: number): void => {
+  const publishSnapshot = (e: number, atMs: number, kvEvents: KvEvent[]): void => {
     const engine = engines[e] as EngineState;
-    const load = engine.model.load();
-    if (loadDelayMs === 0) applySnapshot(e, atMs, engine.arrivedCount, load);
-    else
-      queue.push(atMs + loadDelayMs, {
-        kind: "snapshot",
-        engine: e,
-        takenAtMs: atMs,
-        arrivedCount: engine.arrivedCount,
-        load,
-      });
+    const observation: EngineObservation = {
+      load: engine.model.load(),
+      takenAtMs: atMs,
+      prefillTokensPerS: engine.gate !== undefined ? engine.gate.prefillTokensPerS() : engine.prefillRatePerS,
+    };
+    const queued = engine.gate?.queued() ?? 0;
+    if (loadDelayMs === 0) {
+      if (kvEvents.length > 0) router?.onKvEvents(e, kvEvents, atMs);
+      applySnapshot(e, engine.arrivedCount, queued, observation);
+      return;
+    }
+    // KV events first: at equal times the queue pops in push order, so the index is current when the
+    // snapshot triggers a drain.
+    if (kvEvents.length > 0 && router !== undefined)
+      queue.push(atMs + loadDelayMs, { kind: "kv", engine: e, events: kvEvents });
+    queue.push(atMs + loadDelayMs, {
+      kind: "snapshot",
+      engine: e,
+      arrivedCount: engine.arrivedCount,
+      queued,
+      observation,
+    });
   };
 
   const startStep = (e: number, atMs: number): void => {
@@ -233,10 +304,10 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     queue.push(atMs + result.durationMs, { kind: "step-end", engine: e });
   };
 
-  const arriveAtEngine = (e: number, index: number, atMs: number): void => {
+  /** Puts a request into the engine model; false when the engine refused it (too long, rejected late). */
+  const enterModel = (e: number, index: number, atMs: number): boolean => {
     const engine = engines[e] as EngineState;
     const r = requests[index] as SimRequest;
-    engine.arrivedCount++;
     try {
       engine.model.add({
         id: String(index),
@@ -250,14 +321,54 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
       status[index] = Status.Rejected;
       lateRejections++;
       reject("engine:request_too_long");
+      engine.gate?.onFinished(index);
       release(r);
       settle();
-      return;
+      return false;
     }
-    if (!engine.busy) startStep(e, atMs);
+    return true;
   };
 
-  const route = (): number => {
+  const scheduleGateWake = (e: number): void => {
+    const engine = engines[e] as EngineState;
+    const gate = engine.gate;
+    if (gate === undefined || gate.queued() === 0) return;
+    const at = nowMs + gate.reevaluateIntervalMs;
+    if (engine.gateWakeAtMs <= at && engine.gateWakeAtMs > nowMs) return;
+    engine.gateWakeAtMs = at;
+    queue.push(at, { kind: "gate-wake", engine: e });
+  };
+
+  /** The sidecar's pump: re-evaluate its queue, release what may enter the engine, start a step if idle. */
+  const pumpGate = (e: number): void => {
+    const engine = engines[e] as EngineState;
+    const gate = engine.gate;
+    if (gate === undefined) return;
+    const load = engine.model.load();
+    const out = gate.pump(nowMs, load.kvTotalBlocks > 0 ? load.kvUsedBlocks / load.kvTotalBlocks : 0);
+    for (const rj of out.reject) rejectAdmitted(rj.request, "L3", rj.reason, rj.retryAfterMs);
+    for (const index of out.admit) enterModel(e, index, nowMs);
+    if (!engine.busy) startStep(e, nowMs);
+    scheduleGateWake(e);
+  };
+
+  const arriveAtEngine = (e: number, index: number, cachedTokens: number, atMs: number): void => {
+    const engine = engines[e] as EngineState;
+    const r = requests[index] as SimRequest;
+    engine.arrivedCount++;
+    if (engine.gate === undefined) {
+      if (enterModel(e, index, atMs) && !engine.busy) startStep(e, atMs);
+      return;
+    }
+    const offer = engine.gate.offer(r as PolicyRequest, Math.min(cachedTokens, r.promptTokens), atMs);
+    if (!offer.admit) {
+      rejectAdmitted(index, "L3", offer.reason, offer.retryAfterMs);
+      return;
+    }
+    pumpGate(e);
+  };
+
+  const leastLoaded = (): number => {
     let best = 0;
     let bestView = views[0] as MutableEngineView;
     for (let e = 1; e < views.length; e++) {
@@ -272,6 +383,30 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     }
     return best;
   };
+
+  const sendToEngine = (e: number, index: number, cachedTokens: number): void => {
+    const engine = engines[e] as EngineState;
+    engine.routedCount++;
+    engine.view.believedInFlight++;
+    if (dispatchDelayMs === 0) arriveAtEngine(e, index, cachedTokens, nowMs);
+    else queue.push(nowMs + dispatchDelayMs, { kind: "dispatch", engine: e, request: index, cachedTokens });
+  };
+
+  const scheduleRouterWake = (): void => {
+    const at = router?.nextExpiryMs();
+    if (at === undefined || (routerWakeAtMs <= at && routerWakeAtMs >= nowMs)) return;
+    routerWakeAtMs = Math.max(at, nowMs);
+    queue.push(routerWakeAtMs, { kind: "router-wake" });
+  };
+
+  /** Re-offers held requests (capacity may have freed, or holds expired). */
+  function drainRouter(): void {
+    if (router === undefined || router.heldCount() === 0) return;
+    const out = router.drain(nowMs);
+    for (const rj of out.rejected) rejectAdmitted(rj.request, "L2", rj.reason, rj.retryAfterMs);
+    for (const placed of out.routed) sendToEngine(placed.engine, placed.request, placed.cachedTokens);
+    scheduleRouterWake();
+  }
 
   const onArrival = (index: number): void => {
     const r = requests[index] as SimRequest;
@@ -288,25 +423,48 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     status[index] = Status.InFlight;
     inFlight++;
     inFlightByClass[r.requestClass]++;
-    const e = route();
-    const engine = engines[e] as EngineState;
-    const engineArrivalMs = nowMs + dispatchDelayMs;
-    engine.routedCount++;
-    engine.view.believedInFlight++;
-    if (dispatchDelayMs === 0) arriveAtEngine(e, index, nowMs);
-    else queue.push(engineArrivalMs, { kind: "dispatch", engine: e, request: index });
+    if (router === undefined) {
+      sendToEngine(leastLoaded(), index, 0);
+      return;
+    }
+    const outcome = router.route(r as PolicyRequest, options.blockHashesOf(r), nowMs);
+    if (outcome.kind === "routed") sendToEngine(outcome.engine, index, outcome.cachedTokens);
+    else if (outcome.kind === "held") scheduleRouterWake();
+    else rejectAdmitted(index, "L2", outcome.reason, outcome.retryAfterMs);
   };
 
   const onStepEnd = (e: number): void => {
     const engine = engines[e] as EngineState;
     const result = engine.pendingStep as StepResult;
     engine.pendingStep = undefined;
+    // Idle until a new step starts below; every startStep call is guarded by `!busy`, so a request routed
+    // here by a drain during this step-end starts the next step exactly once.
+    engine.busy = false;
     computedPrefillTokens += result.prefillTokens;
+    if (result.prefillTokens > 0 && result.durationMs > 0) {
+      const rate = (result.prefillTokens / result.durationMs) * 1000;
+      engine.prefillRatePerS =
+        engine.prefillRatePerS === 0
+          ? rate
+          : engine.prefillRatePerS + PREFILL_RATE_EWMA_WEIGHT * (rate - engine.prefillRatePerS);
+    }
+    const gate = engine.gate;
+    if (gate !== undefined && result.decodeSeqs > 0 && !Number.isNaN(engine.lastTokenStepEndMs)) {
+      const load = engine.model.load();
+      gate.observeDecode(
+        nowMs - engine.lastTokenStepEndMs,
+        result.decodeSeqs,
+        load.kvTotalBlocks > 0 ? load.kvUsedBlocks / load.kvTotalBlocks : 0,
+      );
+    }
+    engine.lastTokenStepEndMs = result.decodeSeqs > 0 || result.firstTokens.length > 0 ? nowMs : Number.NaN;
     for (const id of result.firstTokens) {
       const i = Number(id);
       if (!Number.isNaN(firstTokenAt[i] as number)) continue;
       firstTokenAt[i] = nowMs;
       lastTokenAt[i] = nowMs;
+      gate?.onFirstToken(i, nowMs);
+      router?.onFirstToken(i, nowMs);
       policy.onFirstToken?.(requests[i] as PolicyRequest, nowMs);
     }
     // Most sequences of a step share one gap (the previous step's end): count runs, one histogram add each.
@@ -341,6 +499,7 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
       completed[i] = 1;
       status[i] = Status.Completed;
       if (!met) wastedPrefillTokens += r.promptTokens;
+      gate?.onFinished(i);
       release(r);
       policy.onComplete?.(
         r as PolicyRequest,
@@ -349,8 +508,10 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
       );
       settle();
     }
-    publishSnapshot(e, nowMs);
-    startStep(e, nowMs);
+    publishSnapshot(e, nowMs, result.kvEvents);
+    if (gate !== undefined) pumpGate(e);
+    else if (!engine.busy) startStep(e, nowMs);
+    if (loadDelayMs > 0) drainRouter();
   };
 
   let nextArrival = 0;
@@ -366,9 +527,31 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     if (item === undefined) break;
     nowMs = item.timeMs;
     const ev = item.event;
-    if (ev.kind === "step-end") onStepEnd(ev.engine);
-    else if (ev.kind === "dispatch") arriveAtEngine(ev.engine, ev.request, nowMs);
-    else applySnapshot(ev.engine, ev.takenAtMs, ev.arrivedCount, ev.load);
+    switch (ev.kind) {
+      case "step-end":
+        onStepEnd(ev.engine);
+        break;
+      case "dispatch":
+        arriveAtEngine(ev.engine, ev.request, ev.cachedTokens, nowMs);
+        break;
+      case "snapshot":
+        applySnapshot(ev.engine, ev.arrivedCount, ev.queued, ev.observation);
+        break;
+      case "kv":
+        router?.onKvEvents(ev.engine, ev.events, nowMs);
+        break;
+      case "router-wake":
+        if (nowMs >= routerWakeAtMs) routerWakeAtMs = Number.POSITIVE_INFINITY;
+        drainRouter();
+        scheduleRouterWake();
+        break;
+      case "gate-wake": {
+        const engine = engines[ev.engine] as EngineState;
+        if (nowMs >= engine.gateWakeAtMs) engine.gateWakeAtMs = Number.POSITIVE_INFINITY;
+        pumpGate(ev.engine);
+        break;
+      }
+    }
   }
 
   let preemptions = 0;

@@ -6,9 +6,9 @@ import type { EngineSetup } from "./engine-setup.js";
 import type { Trace, TraceRecord } from "./trace.js";
 
 /** An engine setup whose every step lasts `stepMs` (independent of batch), for hand-checked schedules. */
-export function constantStepEngine(stepMs: number, maxNumSeqs = 256): EngineSetup {
+export function constantStepEngine(stepMs: number, maxNumSeqs = 256, numGpuBlocks = 1024): EngineSetup {
   const options = {
-    numGpuBlocks: 1024,
+    numGpuBlocks,
     blockSize: 16,
     maxNumSeqs,
     maxNumBatchedTokens: 8192,
@@ -17,13 +17,14 @@ export function constantStepEngine(stepMs: number, maxNumSeqs = 256): EngineSetu
   };
   return {
     options,
-    createEngine: () =>
+    createEngine: (_index, collectKvEvents = false) =>
       createEngineModel({
         numGpuBlocks: options.numGpuBlocks,
         blockSize: options.blockSize,
         maxNumSeqs,
         maxNumBatchedTokens: options.maxNumBatchedTokens,
         stepTime: { stepMs: () => stepMs },
+        collectKvEvents,
       }),
     blockHashesOf: (r) =>
       uniqueBlockHashes(r.index + 1, r.promptTokens, options.blockSize).map((h) => BigInt(h)),
