@@ -13,9 +13,9 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: "Run a local stack (NATS, etcd, mock engines, …) with a demo workload",
     load: async () => (await import("./up/up-command.js")).upCommand,
   },
-  "mock-engine": {
-    summary: "Simulated vLLM-like engine serving the OpenAI API in real time",
-    load: async () => (await import("@sluice/mock-engine")).mockEngineCommand,
+  ingress: {
+    summary: "L1 ingress: OpenAI-compatible admission proxy, global in-flight and KV limits across frontends",
+    load: async () => (await import("@sluice/ingress")).ingressCommand,
   },
   router: {
     summary: "L2 router: prefix-aware placement, predicted per-engine load, bounded hold queue (gRPC)",
@@ -25,13 +25,17 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: "L3 sidecar in front of one engine: exact queue, predictive TTFT/ITL rejection",
     load: async () => (await import("@sluice/engine-scheduler")).engineSchedulerCommand,
   },
-  policy: {
-    summary: "Get, set, validate, diff, roll back and shadow per-model policies in etcd",
-    load: async () => (await import("./policy/policy-command.js")).policyCommand,
-  },
   aggregator: {
     summary: "Leader-elected aggregator publishing the cluster load view (cluster.load)",
     load: async () => (await import("@sluice/aggregator")).aggregatorCommand,
+  },
+  "mock-engine": {
+    summary: "Simulated vLLM-like engine serving the OpenAI API in real time",
+    load: async () => (await import("@sluice/mock-engine")).mockEngineCommand,
+  },
+  policy: {
+    summary: "Get, set, validate, diff, roll back and shadow per-model policies in etcd",
+    load: async () => (await import("./policy/policy-command.js")).policyCommand,
   },
   events: {
     summary: "Show decision events: history from JetStream (--since), then live (--follow)",
@@ -44,6 +48,10 @@ const COMMANDS: Record<string, CommandEntry> = {
   sim: {
     summary: "Virtual-time cluster simulator replaying workload traces through admission policies",
     load: async () => (await import("@sluice/sim")).simCommand,
+  },
+  replay: {
+    summary: "Real-time trace replay against a running stack, reported like the simulator",
+    load: async () => (await import("@sluice/replay")).replayCommand,
   },
 };
 

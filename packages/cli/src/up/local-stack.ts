@@ -116,6 +116,15 @@ export class LocalStack {
     this.announce(wave2.length);
     const schedulers = await abortable(Promise.all(wave2), signal);
 
+    // Wave 3: the front doors, once there are engines (and sidecars) for them to find.
+    const wave3: Promise<InstanceRecord>[] = [];
+    for (let i = 0; i < c.ingresses; i++) {
+      wave3.push(this.launch("ingress", `ingress-${i}`, [...common, "--id", `ingress-${i}`, "--port", "0"]));
+    }
+    this.announce(wave3.length);
+    const ingresses = await abortable(Promise.all(wave3), signal);
+    for (const r of ingresses) state.ingress.push({ id: r.id, url: r.url, metrics: r.metrics });
+
     for (const r of records) {
       if (r.role === "mock-engine") state.engine.push({ id: r.id, url: r.url, metrics: r.metrics });
       if (r.role === "aggregator") state.aggregator.push({ id: r.id, metrics: r.metrics });

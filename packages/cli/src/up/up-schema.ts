@@ -15,6 +15,13 @@ export const upSchema = defineSchema({
     description:
       "Front every mock engine with an engine-scheduler sidecar (L3); --no-engine-schedulers routes to engines directly.",
   },
+  ingresses: {
+    type: "int",
+    default: 1,
+    min: 0,
+    max: 16,
+    description: "Number of ingress instances (L1); they enforce one global limit between them.",
+  },
   routers: {
     type: "int",
     default: 1,
