@@ -13,7 +13,10 @@ const out = join(root, "docs/cli.md");
 const check = process.argv.includes("--check");
 
 function help(args) {
-  const r = spawnSync(process.execPath, [cli, ...args, "--help"], { encoding: "utf8", env: { ...process.env, SLUICE_CONFIG: "" } });
+  const r = spawnSync(process.execPath, [cli, ...args, "--help"], {
+    encoding: "utf8",
+    env: { ...process.env, SLUICE_CONFIG: "" },
+  });
   if (r.status !== 0) {
     process.stderr.write(`gen-cli-docs: sluice ${args.join(" ")} --help exited ${r.status}:\n${r.stderr}`);
     process.exit(1);
