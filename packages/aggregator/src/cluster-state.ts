@@ -50,7 +50,15 @@ const INGRESS_STALE_HEARTBEATS = 3;
 /** Observations of unregistered workers are kept this many stale periods for a late registration. */
 const UNREGISTERED_KEEP_STALE_PERIODS = 10;
 
-export function createClusterState(options: ClusterAggregateOptions, instanceId: string): ClusterState {
+/**
+ * @param optionsFor per-model options (class shares and KV overcommit from the model's live policy);
+ *   default: `options` for every model. Staleness always comes from `options`.
+ */
+export function createClusterState(
+  options: ClusterAggregateOptions,
+  instanceId: string,
+  optionsFor: (model: string) => ClusterAggregateOptions = () => options,
+): ClusterState {
   const engines = new Map<string, EngineCapacity>();
   const observed = new Map<string, ObservedEngineLoad>();
   // The router's own prediction model, fed only with peers' deltas: the aggregator is a passive replica.
@@ -145,10 +153,23 @@ export function createClusterState(options: ClusterAggregateOptions, instanceId:
           });
         }
       }
-      return aggregateClusterLoad(
-        { engines: engines.values(), observed, predicted, ingress: ingresses.values(), nowMs },
-        options,
-      );
+      // One aggregation per model, each with its own policy's shares (the core takes one option set).
+      const byModel = new Map<string, EngineCapacity[]>();
+      for (const e of engines.values()) {
+        const list = byModel.get(e.model);
+        if (list === undefined) byModel.set(e.model, [e]);
+        else list.push(e);
+      }
+      const views: ModelLoadView[] = [];
+      for (const model of [...byModel.keys()].sort()) {
+        views.push(
+          ...aggregateClusterLoad(
+            { engines: byModel.get(model)!, observed, predicted, ingress: ingresses.values(), nowMs },
+            { ...optionsFor(model), staleAfterMs: options.staleAfterMs },
+          ),
+        );
+      }
+      return views;
     },
     get engineCount() {
       return engines.size;

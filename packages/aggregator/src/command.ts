@@ -15,16 +15,19 @@ import { ClusterLoadSchema } from "@sluice/proto";
 import {
   campaign,
   connectNats,
+  createPolicyReporting,
   type EtcdSession,
   type Leadership,
   type LeadershipLossReason,
   type NatsHandle,
   openEtcdSession,
+  type PolicyWatcher,
   type PrefixWatch,
   type ProcessShell,
   protoCodec,
   startProcessShell,
   subjects,
+  watchPolicies,
   watchPrefix,
   workerIdOfSubject,
 } from "@sluice/runtime";
@@ -35,6 +38,7 @@ import { toClusterLoad } from "./cluster-load-message.js";
 import { createClusterState } from "./cluster-state.js";
 import { aggregatorSchema } from "./config.js";
 import { ensureEventsStream } from "./events-stream.js";
+import { aggregateOptionsFromPolicies } from "./policy-shares.js";
 import { createPublishLoop } from "./publish-loop.js";
 
 const VERSION = "0.1.0";
@@ -145,7 +149,46 @@ export async function launchAggregator(
     return 1;
   }
 
-  const state = createClusterState(aggregateOptions, config.id);
+  // Class shares and KV overcommit per model come from the live policies; a change republishes.
+  const policyLogger = logger.child({ component: "policy" });
+  const reporting = createPolicyReporting({
+    level: "aggregator",
+    instanceId: config.id,
+    subjects: names,
+    publish: (subject, data) => nats.connection.publish(subject, data),
+    metrics: shell.metrics,
+    logger: policyLogger,
+  });
+  let policyChanged: () => void = () => {};
+  let policies: PolicyWatcher;
+  try {
+    policies = await watchPolicies({
+      client: session.client,
+      prefix: config.etcdPrefix,
+      logger: policyLogger,
+      metrics: shell.metrics,
+      onApplied: (change) => {
+        policyChanged();
+        reporting.applied(change);
+      },
+      onRejected: (rejection) => reporting.rejected(rejection),
+    });
+  } catch (err) {
+    logger.error({ err }, "cannot watch policies");
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+  shutdown.register("drain", "policy-watch", () => policies.close());
+  const shares = aggregateOptionsFromPolicies(
+    aggregateOptions,
+    (model) => policies.current(model).policy,
+    (model, err) =>
+      policyLogger.warn(
+        { model, err },
+        "policy shares unusable for the aggregate; defaults used for the model",
+      ),
+  );
+  const state = createClusterState(aggregateOptions, config.id, shares.optionsFor);
   const clusterLoadCodec = protoCodec(ClusterLoadSchema);
   let seq = 0n;
   let lastViews: ModelLoadView[] | undefined;
@@ -174,6 +217,8 @@ export async function launchAggregator(
       return true;
     },
   });
+
+  policyChanged = () => loop.markDirty();
 
   const received = (kind: SnapshotKind, outcome: string): void => {
     metrics.snapshotsReceived.inc(1, { kind });

@@ -24,5 +24,7 @@ export {
   ensureEventsStream,
   eventsStreamOptionsWithDefaults,
 } from "./events-stream.js";
+export type { AggregateOptionsSource } from "./policy-shares.js";
+export { aggregateOptionsFromPolicies } from "./policy-shares.js";
 export type { PublishLoop, PublishLoopOptions } from "./publish-loop.js";
 export { createPublishLoop } from "./publish-loop.js";

@@ -216,3 +216,15 @@ export {
   DEFAULT_WORKER_LOAD_OPTIONS,
   workerLoadOptionsWithDefaults,
 } from "./router/worker-load.js";
+// Shadow policies: verdicts of a candidate policy beside the enforcing one
+export type { EngineShadowFacts, EngineShadowPolicy } from "./shadow/engine-shadow.js";
+export { engineShadowVerdict } from "./shadow/engine-shadow.js";
+export { routeShadowVerdict } from "./shadow/route-shadow.js";
+export type {
+  ShadowComparison,
+  ShadowDecisionEvent,
+  ShadowEventInput,
+  ShadowOutcome,
+  ShadowVerdict,
+} from "./shadow/shadow-verdict.js";
+export { ADMIT_VERDICT, compareShadow, shadowDecisionEvent } from "./shadow/shadow-verdict.js";

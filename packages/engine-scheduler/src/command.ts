@@ -2,10 +2,16 @@
 // shutdown), the scheduler around the core decision, the proxy, the engine scraper, NATS publishing
 // (load snapshots, decision events) and the etcd registration of the engine under this process's lease.
 import { hostname } from "node:os";
-import { createEngineDecision, type EngineDecision, engineDecisionOptionsFromPolicy } from "@sluice/core";
+import {
+  type EngineDecisionOptions,
+  EngineSchedulerConfigError,
+  engineDecisionOptionsFromPolicy,
+  type ResolvedPolicy,
+} from "@sluice/core";
 import { Outcome } from "@sluice/proto";
 import {
   connectNats,
+  createPolicyReporting,
   DEFAULT_POLICY_KEY,
   type EtcdSession,
   type NatsHandle,
@@ -21,6 +27,7 @@ import { engineSchedulerSchema } from "./config.js";
 import { createDecisionEventPublisher } from "./decision-events.js";
 import { type EngineFacts, startEngineScraper } from "./engine-facts.js";
 import { EngineUnavailableError } from "./errors.js";
+import { createLiveEngineDecision, type LiveEngineDecision } from "./live-decision.js";
 import { createLoadPublisher } from "./load-publisher.js";
 import { type ProxyServer, startProxyServer } from "./proxy-server.js";
 import { createSidecarScheduler } from "./scheduler.js";
@@ -52,7 +59,8 @@ export interface LaunchedEngineScheduler {
   readonly adminUrl: string;
   readonly workerId: string;
   readonly instanceId: string;
-  readonly decision: EngineDecision;
+  /** The live decision: a new policy rebuilds it (`generation` counts the switches). */
+  readonly decision: LiveEngineDecision;
   readonly scheduler: ReturnType<typeof createSidecarScheduler>;
   readonly proxy: ProxyServer;
   /** Graceful shutdown (as on SIGTERM); resolves with the exit code. */
@@ -133,22 +141,38 @@ export async function launchEngineScheduler(
     return 1;
   }
 
-  // The policy in force for this model (etcd `policies/{model}`, else `_default`, else built-in).
+  // The policy in force for this model (etcd `policies/{model}`, else `_default`, else built-in),
+  // applied live: a change rebuilds the decision (live-decision.ts) keeping queued and running requests.
   // Flags given explicitly override its engine section (local tuning of one sidecar).
+  const subjectNames = subjects(config.namespace);
+  const publish = (subject: string, data: Uint8Array) => nats.connection.publish(subject, data);
+  const policyLogger = logger.child({ component: "policy" });
+  const reporting = createPolicyReporting({
+    level: "engine",
+    instanceId: workerId,
+    subjects: subjectNames,
+    publish,
+    metrics: shell.metrics,
+    logger: policyLogger,
+  });
+  // Set once the decision exists; the initial snapshot is what the decision is built from.
+  let applyPolicy: () => void = () => {};
   let policies: PolicyWatcher;
   try {
     policies = await watchPolicies({
       client: etcd.client,
       prefix: config.etcdPrefix,
-      logger: logger.child({ component: "policy" }),
+      logger: policyLogger,
       metrics: shell.metrics,
       onApplied: (change) => {
-        if (change.model === config.model || change.model === DEFAULT_POLICY_KEY)
-          logger.warn(
-            { key: change.key, revision: change.revision },
-            "policy changed: rejection status and default class apply now; classes and engine limits at the next restart",
-          );
+        if (
+          change.kind === "enforcing" &&
+          (change.model === config.model || change.model === DEFAULT_POLICY_KEY)
+        )
+          applyPolicy();
+        reporting.applied(change);
       },
+      onRejected: (rejection) => reporting.rejected(rejection),
     });
   } catch (error) {
     logger.error({ err: error }, "cannot watch policies");
@@ -157,30 +181,24 @@ export async function launchEngineScheduler(
     return 1;
   }
   const policyNow = () => policies.current(config.model).policy;
-  const startPolicy = policyNow();
   const given = (name: string) =>
     shell.sources[name]?.kind !== undefined && shell.sources[name]?.kind !== "default";
-  let decision: EngineDecision;
-  try {
-    decision = createEngineDecision(
-      engineDecisionOptionsFromPolicy(
-        {
-          classes: startPolicy.classes,
-          engine: {
-            maxInflight: given("max-inflight") ? config.maxInflight : startPolicy.engine.maxInflight,
-            maxQueue: given("max-queue") ? config.maxQueue : startPolicy.engine.maxQueue,
-            maxQueueMs: given("max-queue-time")
-              ? Math.round(config.maxQueueTimeMs)
-              : startPolicy.engine.maxQueueMs,
-            ttftMarginMs: given("ttft-margin")
-              ? Math.round(config.ttftMarginMs)
-              : startPolicy.engine.ttftMarginMs,
-          },
-          rejection: startPolicy.rejection,
-        },
-        { maxNumSeqs: config.maxNumSeqs, kvTotalTokens: config.kvTotalBlocks * config.blockSize },
-      ),
+  /** The engine section a policy gets on this sidecar: explicit flags win over the policy. */
+  const engineLimitsOf = (policy: ResolvedPolicy) => ({
+    maxInflight: given("max-inflight") ? config.maxInflight : policy.engine.maxInflight,
+    maxQueue: given("max-queue") ? config.maxQueue : policy.engine.maxQueue,
+    maxQueueMs: given("max-queue-time") ? Math.round(config.maxQueueTimeMs) : policy.engine.maxQueueMs,
+    ttftMarginMs: given("ttft-margin") ? Math.round(config.ttftMarginMs) : policy.engine.ttftMarginMs,
+  });
+  const decisionOptionsOf = (policy: ResolvedPolicy): EngineDecisionOptions =>
+    engineDecisionOptionsFromPolicy(
+      { classes: policy.classes, engine: engineLimitsOf(policy), rejection: policy.rejection },
+      { maxNumSeqs: config.maxNumSeqs, kvTotalTokens: config.kvTotalBlocks * config.blockSize },
     );
+  let decisionPolicy = policyNow();
+  let decision: LiveEngineDecision;
+  try {
+    decision = createLiveEngineDecision(decisionOptionsOf(decisionPolicy));
   } catch (error) {
     stderr.write(`sluice ${ROLE}: ${(error as Error).message}\n`);
     await Promise.allSettled([policies.close(), etcd.close(), nats.close()]);
@@ -188,8 +206,6 @@ export async function launchEngineScheduler(
     return 2;
   }
 
-  const subjectNames = subjects(config.namespace);
-  const publish = (subject: string, data: Uint8Array) => nats.connection.publish(subject, data);
   const metrics = createSidecarMetrics(shell.metrics);
   const events = createDecisionEventPublisher({
     publish,
@@ -274,9 +290,56 @@ export async function launchEngineScheduler(
         metrics.models(decision);
         load.markChanged();
       },
+      shadow(id, className, comparison) {
+        reporting.shadow({
+          requestId: id,
+          requestClass: className,
+          model: config.model,
+          comparison,
+          enforcedRevision: policies.current(config.model).revision,
+          shadowRevision: policies.shadow(config.model)?.revision ?? 0,
+        });
+      },
     },
+    shadowPolicy: () => {
+      const shadow = policies.shadow(config.model);
+      if (shadow === undefined) return undefined;
+      // The candidate as this sidecar would run it: explicit flags override it as they do the policy.
+      return { ...shadow.policy, engine: engineLimitsOf(shadow.policy) };
+    },
+    engineMaxNumSeqs: config.maxNumSeqs,
   });
   const sched = scheduler;
+
+  applyPolicy = () => {
+    const policy = policyNow();
+    if (policy === decisionPolicy) return;
+    let options: EngineDecisionOptions;
+    try {
+      options = decisionOptionsOf(policy);
+    } catch (error) {
+      if (!(error instanceof EngineSchedulerConfigError)) throw error;
+      policyLogger.error(
+        { err: error, revision: policies.current(config.model).revision },
+        "the policy's engine section is invalid on this sidecar; the previous limits stay in force",
+      );
+      return;
+    }
+    decisionPolicy = policy;
+    const settled = decision.reconfigure(options, performance.now(), policy.defaultClass);
+    sched.settleQueued(settled);
+    policyLogger.info(
+      {
+        revision: policies.current(config.model).revision,
+        generation: decision.generation,
+        inEngineLimit: decision.snapshot().inEngineLimit,
+        maxQueue: options.engine.maxQueue,
+        rejectedQueued: settled.rejected.length,
+        failedQueued: settled.failed.length,
+      },
+      "engine decision rebuilt for the new policy",
+    );
+  };
 
   const scraper = startEngineScraper({
     url: `${engineUrl}/metrics`,

@@ -13,6 +13,8 @@ export { createDecisionEventPublisher } from "./decision-events.js";
 export type { EngineFacts, EngineScraper, EngineScraperOptions } from "./engine-facts.js";
 export { parseEngineMetrics, startEngineScraper } from "./engine-facts.js";
 export { BadRequestError, EngineUnavailableError } from "./errors.js";
+export type { LiveEngineDecision, Reconfigured } from "./live-decision.js";
+export { createLiveEngineDecision } from "./live-decision.js";
 export type { LoadPublisher, LoadPublisherDeps, LoadSnapshot } from "./load-publisher.js";
 export { createLoadPublisher } from "./load-publisher.js";
 export type { ProxyServer, ProxyServerOptions } from "./proxy-server.js";

@@ -4,7 +4,21 @@
 // decision stops answering `admit`. It also owns the per-request life cycle, so each request ends in
 // exactly one terminal outcome however many of completion / error / disconnect / timeout race
 // (DESIGN §9: admitted = completed + failed + cancelled).
-import type { EngineArrival, EngineDecision, EngineRejection, PredictionAuditResult } from "@sluice/core";
+//
+// Shadow: when a candidate policy exists, each arrival is also judged by the candidate's arrival
+// checks on the same view (`engineShadowVerdict`), before the enforcing offer changes the queue.
+import {
+  ADMIT_VERDICT,
+  compareShadow,
+  type EngineArrival,
+  type EngineDecision,
+  type EngineRejection,
+  type EngineShadowPolicy,
+  engineShadowVerdict,
+  type PredictionAuditResult,
+  type ShadowComparison,
+  type ShadowVerdict,
+} from "@sluice/core";
 
 export type TerminalOutcome = "completed" | "failed" | "cancelled";
 /** Also the ends of requests that never entered the engine. */
@@ -29,6 +43,8 @@ export interface SchedulerListener {
   /** `wasQueued`: it ended before entering the engine (cancelled_queued / failed_queued). */
   ended?(id: string, className: string, outcome: EndOutcome, wasQueued: boolean): void;
   changed?(): void;
+  /** An arrival was judged by the shadow candidate too. */
+  shadow?(id: string, className: string, comparison: ShadowComparison): void;
 }
 
 export interface SidecarSchedulerOptions {
@@ -40,6 +56,10 @@ export interface SidecarSchedulerOptions {
   /** Latest observed KV usage in [0, 1] (the ITL guard's fact). */
   kvUsage: () => number;
   listener?: SchedulerListener;
+  /** The shadow candidate, read once per arrival; undefined (the common case) = no shadow evaluation. */
+  shadowPolicy?: () => EngineShadowPolicy | undefined;
+  /** The engine's max_num_seqs, for the candidate's in-engine limit when its `maxInflight` is 0. */
+  engineMaxNumSeqs?: number;
 }
 
 type State = "queued" | "in_engine" | "ended";
@@ -81,6 +101,14 @@ export interface SidecarScheduler {
   cancel(id: string): boolean;
   /** Fails every queued request (engine down, shutting down); they never hang. */
   failQueued(error: Error): number;
+  /**
+   * Answers queued requests the decision already removed (a policy switch re-judged them): rejects
+   * and fails them, then releases what the new limits allow. Unknown or no longer queued ids are skipped.
+   */
+  settleQueued(settled: {
+    rejected: ReadonlyArray<{ id: string; rejection: EngineRejection }>;
+    failed: ReadonlyArray<{ id: string; error: Error }>;
+  }): void;
   counts(): SidecarCounts;
   /** Ms the oldest queued request has waited; 0 when none waits. */
   oldestQueuedMs(): number;
@@ -165,9 +193,54 @@ export function createSidecarScheduler(options: SidecarSchedulerOptions): Sideca
     notify("ended", id, t.className, outcome, false);
   };
 
+  const takeQueued = (id: string): Tracked | undefined => {
+    const t = tracked.get(id);
+    if (t === undefined || t.state !== "queued") return undefined;
+    t.state = "ended";
+    tracked.delete(id);
+    queued--;
+    return t;
+  };
+
+  const judgeShadow = (
+    policy: EngineShadowPolicy,
+    arrival: EngineArrival,
+    occupied: number,
+    result: ReturnType<EngineDecision["offer"]>,
+  ) => {
+    const predictedTtftMs = result.admit
+      ? result.predictedTtftMs
+      : result.rejection.reason === "predicted_ttft"
+        ? result.rejection.observed
+        : (arrival.upstreamElapsedMs ?? 0) +
+          decision.predictTtftMs(arrival.className, arrival.promptTokens, arrival.cachedTokens ?? 0);
+    const shadow = engineShadowVerdict(policy, {
+      className: arrival.className,
+      occupied,
+      engineMaxNumSeqs: options.engineMaxNumSeqs ?? decision.snapshot().inEngineLimit,
+      predictedTtftMs,
+    });
+    const enforced: ShadowVerdict = result.admit
+      ? ADMIT_VERDICT
+      : {
+          outcome: "reject",
+          reason: result.rejection.reason,
+          observed: result.rejection.observed,
+          limit: result.rejection.limit,
+        };
+    notify("shadow", arrival.id, arrival.className, compareShadow(enforced, shadow));
+  };
+
   return {
     submit(arrival, waiter) {
+      const shadowPolicy = options.shadowPolicy?.();
+      let occupied = 0;
+      if (shadowPolicy !== undefined) {
+        const s = decision.snapshot();
+        occupied = s.inEngine + s.queued;
+      }
       const result = decision.offer(arrival, nowMs());
+      if (shadowPolicy !== undefined) judgeShadow(shadowPolicy, arrival, occupied, result);
       if (!result.admit) {
         counts.rejected++;
         notify("rejected", arrival.id, result.rejection, false);
@@ -230,6 +303,23 @@ export function createSidecarScheduler(options: SidecarSchedulerOptions): Sideca
       }
       if (victims.length > 0) pump();
       return victims.length;
+    },
+    settleQueued(settled) {
+      for (const { id, rejection } of settled.rejected) {
+        const t = takeQueued(id);
+        if (t === undefined) continue;
+        counts.rejected++;
+        notify("rejected", id, rejection, true);
+        t.waiter.reject(rejection);
+      }
+      for (const { id, error } of settled.failed) {
+        const t = takeQueued(id);
+        if (t === undefined) continue;
+        counts.failedQueued++;
+        notify("ended", id, t.className, "failed_queued", true);
+        t.waiter.fail(error);
+      }
+      pump();
     },
     counts: () => ({ queued, inEngine, ...counts }),
     oldestQueuedMs() {

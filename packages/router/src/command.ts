@@ -14,6 +14,7 @@ import {
 } from "@sluice/proto";
 import {
   connectNats,
+  createPolicyReporting,
   DEFAULT_POLICY_KEY,
   type EtcdSession,
   formatHostPort,
@@ -173,6 +174,17 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     await Promise.allSettled([...extra.map((f) => f()), etcd.close(), nats.close()]);
   };
 
+  const names = subjects(config.namespace);
+  const reporting = createPolicyReporting({
+    level: "router",
+    instanceId: config.id,
+    subjects: names,
+    publish: (subject, data) => nats.publish(subject, data),
+    metrics: shell.metrics,
+    logger: logger.child({ component: "policy" }),
+  });
+  // Set once the service exists; the initial snapshot is applied before that and needs no switch.
+  let switchPolicies: () => void = () => {};
   let policies: PolicyWatcher;
   try {
     policies = await watchPolicies({
@@ -180,6 +192,13 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
       prefix: config.etcdPrefix,
       logger: logger.child({ component: "policy" }),
       metrics: shell.metrics,
+      onApplied: (change) => {
+        // Switch at once (not at the model's next call) so held calls are re-bounded now and the
+        // applied timestamp means "in force".
+        switchPolicies();
+        reporting.applied(change);
+      },
+      onRejected: (rejection) => reporting.rejected(rejection),
     });
   } catch (error) {
     logger.error({ err: error }, "cannot watch policies");
@@ -188,8 +207,8 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     return 1;
   }
   const policyOf = (model: string) => policies.current(model === "" ? DEFAULT_POLICY_KEY : model);
+  const shadowOf = (model: string) => policies.shadow(model === "" ? DEFAULT_POLICY_KEY : model);
 
-  const names = subjects(config.namespace);
   const metrics = createRouterMetrics(shell.metrics);
   const events = createRouterEventPublisher({
     publish: (subject, data) => nats.publish(subject, data),
@@ -205,6 +224,7 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     replicaId: config.id,
     registry,
     policyFor: (model) => policyOf(model).policy,
+    shadowFor: (model) => shadowOf(model)?.policy,
     options: decisionOptions,
     gapPolicy: config.gapPolicy,
     publishSync: (delta) =>
@@ -258,8 +278,19 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
         metrics.holdEnded(call.requestClass, "cancelled", heldMs);
         queueDepth(call.requestClass);
       },
+      shadow({ call, comparison }) {
+        reporting.shadow({
+          requestId: call.requestId,
+          requestClass: call.requestClass,
+          model: call.model,
+          comparison,
+          enforcedRevision: policyOf(call.model).revision,
+          shadowRevision: shadowOf(call.model)?.revision ?? 0,
+        });
+      },
     },
   });
+  switchPolicies = () => service.policiesChanged();
   function queueDepth(requestClass: string): void {
     knownClasses.add(requestClass);
     metrics.queueDepth(requestClass, service.heldCount(requestClass));

@@ -6,7 +6,14 @@
 // Held calls are answered by `drain`, which runs when capacity may have freed (a release, a first
 // token, a peer's free, a fresh engine observation, a new worker) and on a timer at the earliest
 // hold expiry.
+//
+// Policies apply live: a new policy object for a model takes effect for the next decision, and the
+// calls held under the old one are re-offered to the new router in the new policy's release order
+// with their expiry never extended (`rehold`), so the hold queue is bounded by the new policy at once.
+// A shadow candidate, when one exists, is judged on the same facts before the enforcing decision.
 import {
+  ADMIT_VERDICT,
+  compareShadow,
   createL2Router,
   createPrefixIndex,
   createWorkerLoad,
@@ -25,6 +32,9 @@ import {
   type RouterRejectReason,
   type RouterRouted,
   type RouterSyncDelta,
+  routeShadowVerdict,
+  type ShadowComparison,
+  type ShadowVerdict,
   type SyncOutcome,
   type WorkerLoad,
 } from "@sluice/core";
@@ -87,6 +97,8 @@ export interface RouterServiceListener {
   }): void;
   /** A held call was withdrawn by its caller. */
   cancelled?(info: { call: RouteCall; heldMs: number }): void;
+  /** A shadow candidate was evaluated beside the enforcing policy for a new call. */
+  shadow?(info: { call: RouteCall; comparison: ShadowComparison }): void;
 }
 
 export interface RouterServiceDeps {
@@ -94,6 +106,8 @@ export interface RouterServiceDeps {
   registry: WorkerRegistry;
   /** The policy in force for a model (etcd-watched); a new object means a new policy. */
   policyFor(model: string): ResolvedPolicy;
+  /** The shadow candidate for a model, undefined when none (the common case: one check per call). */
+  shadowFor?(model: string): ResolvedPolicy | undefined;
   options: RouterDecisionOptions;
   gapPolicy?: GapPolicy;
   /** Epoch ms: deadlines and engine timestamps are epoch ms. Default Date.now. */
@@ -124,6 +138,11 @@ export interface RouterService {
   heldCount(requestClass?: string): number;
   /** Re-evaluates held calls now (normally automatic). */
   drain(): void;
+  /**
+   * Policies may have changed: switches every model whose policy object changed now (held calls are
+   * re-offered under the new policy). Switching also happens lazily on the next call of the model.
+   */
+  policiesChanged(): void;
   readonly index: PrefixIndex;
   readonly load: WorkerLoad;
   /** Answers every held call with a rejection and refuses new calls. */
@@ -142,6 +161,8 @@ interface Waiting {
   router: L2Router;
   policy: ResolvedPolicy;
   heldSinceMs: number;
+  /** When the hold ends with `hold_timeout`; a re-offer under a new policy never extends it. */
+  expiresAtMs: number;
   resolve(answer: RouteAnswer): void;
 }
 
@@ -177,16 +198,111 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
 
   function routerFor(model: string): ModelRouter {
     const policy = deps.policyFor(model);
-    let entry = routers.get(model);
-    // A new policy takes over once the old one's hold queue is empty (held calls keep their terms).
-    if (entry === undefined || (entry.policy !== policy && entry.router.heldCount() === 0)) {
-      entry = {
-        policy,
-        router: createL2Router({ index, load, policy, options: deps.options, random }),
-      };
-      routers.set(model, entry);
+    const entry = routers.get(model);
+    if (entry !== undefined && entry.policy === policy) return entry;
+    const next: ModelRouter = {
+      policy,
+      router: createL2Router({ index, load, policy, options: deps.options, random }),
+    };
+    routers.set(model, next);
+    if (entry !== undefined && entry.router.heldCount() > 0) rehold(model, entry, next);
+    return next;
+  }
+
+  /**
+   * Moves the calls held under `old` to `next`. Due expiries and calls that fit now are settled under
+   * the old terms first; the rest are re-offered in the new policy's release order (class priority,
+   * then expiry) with their own expiry as a deadline, so none waits longer than it was promised. A
+   * call the new policy cannot hold (its class is never held, or the new bound is already full) is
+   * answered with the new policy's rejection.
+   */
+  function rehold(model: string, old: ModelRouter, next: ModelRouter): void {
+    const now = nowMs();
+    drainRouter(model, old.router, now);
+    const priority = new Map(next.policy.classes.map((c) => [c.name, c.priority]));
+    const fallback = priority.get(next.policy.defaultClass) ?? 0;
+    const moved = [...waiting.values()]
+      .filter((w) => w.router === old.router)
+      .sort(
+        (a, b) =>
+          (priority.get(b.facts.requestClass) ?? fallback) -
+            (priority.get(a.facts.requestClass) ?? fallback) ||
+          a.expiresAtMs - b.expiresAtMs ||
+          a.heldSinceMs - b.heldSinceMs,
+      );
+    const workers = deps.registry.forModel(model);
+    for (const w of moved) {
+      old.router.release(w.call.requestId, now);
+      const deadlineMs = Math.min(w.facts.deadlineMs ?? Number.POSITIVE_INFINITY, w.expiresAtMs);
+      let result: ReturnType<L2Router["route"]>;
+      try {
+        result = next.router.route({ ...w.facts, deadlineMs }, workers, now);
+      } catch (error) {
+        if (!(error instanceof RouterInputError)) throw error;
+        // The new policy cannot judge it (e.g. no class at all): answer rather than leave it hanging.
+        waiting.delete(w.call.requestId);
+        const answer = invalid(w.call, `router: policy changed while held: ${error.message}`);
+        listener.rejected?.({
+          call: w.call,
+          rejected: answer,
+          heldMs: now - w.heldSinceMs,
+          decisionMs: undefined,
+        });
+        w.resolve(answer);
+        continue;
+      }
+      if (result.kind === "held") {
+        w.router = next.router;
+        w.policy = next.policy;
+        w.expiresAtMs = result.expiresAtMs;
+        continue;
+      }
+      waiting.delete(w.call.requestId);
+      if (result.kind === "routed") {
+        deps.publishSync(result.delta);
+        const answer = routedAnswer(result.decision, now - w.heldSinceMs);
+        listener.routed?.({ call: w.call, routed: answer, decisionMs: undefined });
+        w.resolve(answer);
+        continue;
+      }
+      const answer = rejectedFrom(result.decision);
+      answer.message = `${answer.message}; the policy changed while the request was held`;
+      listener.rejected?.({
+        call: w.call,
+        rejected: answer,
+        heldMs: now - w.heldSinceMs,
+        decisionMs: undefined,
+      });
+      w.resolve(answer);
     }
-    return entry;
+    armTimer();
+  }
+
+  /** The candidate's verdict on the same facts, workers, overlaps, load and clock as the enforcing one. */
+  function shadowVerdict(
+    facts: RouteRequestFacts,
+    workers: ReturnType<WorkerRegistry["forModel"]>,
+    now: number,
+    policy: ResolvedPolicy,
+  ): ShadowVerdict {
+    try {
+      const decision = decideRoute({
+        request: facts,
+        workers,
+        overlaps: facts.blockHashes.length > 0 ? index.findMatches(facts.blockHashes) : new Map(),
+        load,
+        policy,
+        options: deps.options,
+        nowMs: now,
+        // Which free worker a random pick lands on does not change the verdict; a constant keeps the
+        // enforcing decisions' random stream untouched.
+        random: () => 0,
+      });
+      return routeShadowVerdict(decision, policy);
+    } catch (error) {
+      if (!(error instanceof RouterInputError)) throw error;
+      return { outcome: "reject", reason: "invalid_request", observed: 0, limit: 0 };
+    }
   }
 
   function addressOf(workerId: string): string {
@@ -255,34 +371,36 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
   function drain(): void {
     drainQueued = false;
     const now = nowMs();
-    for (const [model, { router }] of routers) {
-      if (router.heldCount() === 0) continue;
-      const result = router.drain(deps.registry.forModel(model), now);
-      for (const placed of result.routed) {
-        deps.publishSync(placed.delta);
-        const w = waiting.get(placed.requestId);
-        waiting.delete(placed.requestId);
-        if (w === undefined) continue;
-        const answer = routedAnswer(placed.decision, placed.heldMs);
-        listener.routed?.({ call: w.call, routed: answer, decisionMs: undefined });
-        w.resolve(answer);
-      }
-      for (const expired of result.rejected) {
-        const w = waiting.get(expired.requestId);
-        waiting.delete(expired.requestId);
-        if (w === undefined) continue;
-        const answer = rejectedFrom(expired.decision);
-        answer.retryAfterMs = retryAfterFor(w, now);
-        listener.rejected?.({
-          call: w.call,
-          rejected: answer,
-          heldMs: now - w.heldSinceMs,
-          decisionMs: undefined,
-        });
-        w.resolve(answer);
-      }
-    }
+    for (const [model, { router }] of routers) drainRouter(model, router, now);
     armTimer();
+  }
+
+  function drainRouter(model: string, router: L2Router, now: number): void {
+    if (router.heldCount() === 0) return;
+    const result = router.drain(deps.registry.forModel(model), now);
+    for (const placed of result.routed) {
+      deps.publishSync(placed.delta);
+      const w = waiting.get(placed.requestId);
+      waiting.delete(placed.requestId);
+      if (w === undefined) continue;
+      const answer = routedAnswer(placed.decision, placed.heldMs);
+      listener.routed?.({ call: w.call, routed: answer, decisionMs: undefined });
+      w.resolve(answer);
+    }
+    for (const expired of result.rejected) {
+      const w = waiting.get(expired.requestId);
+      waiting.delete(expired.requestId);
+      if (w === undefined) continue;
+      const answer = rejectedFrom(expired.decision);
+      answer.retryAfterMs = retryAfterFor(w, now);
+      listener.rejected?.({
+        call: w.call,
+        rejected: answer,
+        heldMs: now - w.heldSinceMs,
+        decisionMs: undefined,
+      });
+      w.resolve(answer);
+    }
   }
 
   /**
@@ -338,6 +456,8 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
     }
     const workers = deps.registry.forModel(model);
     const now = nowMs();
+    const shadowPolicy = deps.shadowFor?.(model);
+    let shadow: ShadowVerdict | undefined;
     let result: ReturnType<L2Router["route"]>;
     let facts: RouteRequestFacts;
     try {
@@ -353,12 +473,28 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
         ...(call.deadlineMs !== undefined ? { deadlineMs: call.deadlineMs } : {}),
         ...(call.excludeWorkerIds !== undefined ? { excludeWorkerIds: call.excludeWorkerIds } : {}),
       };
+      // Judged first: the enforcing decision commits its placement to the shared load picture.
+      if (shadowPolicy !== undefined) shadow = shadowVerdict(facts, workers, now, shadowPolicy);
       result = entry.router.route(facts, workers, now);
     } catch (error) {
       if (error instanceof RouteRequestError || error instanceof RouterInputError) {
         return reject(invalid(call, error.message));
       }
       throw error;
+    }
+    if (shadow !== undefined) {
+      const enforced: ShadowVerdict =
+        result.kind === "routed"
+          ? ADMIT_VERDICT
+          : result.kind === "held"
+            ? { outcome: "hold", reason: undefined, observed: 0, limit: 0 }
+            : {
+                outcome: "reject",
+                reason: result.decision.reason,
+                observed: result.decision.observed,
+                limit: result.decision.limit,
+              };
+      listener.shadow?.({ call, comparison: compareShadow(enforced, shadow) });
     }
     if (result.kind === "routed") {
       deps.publishSync(result.delta);
@@ -380,6 +516,7 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
       router: entry.router,
       policy: entry.policy,
       heldSinceMs: now,
+      expiresAtMs: result.expiresAtMs,
       resolve,
     };
     waiting.set(call.requestId, w);
@@ -480,6 +617,10 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
     },
 
     drain,
+    policiesChanged() {
+      if (closedReason !== undefined) return;
+      for (const model of [...routers.keys()]) routerFor(model);
+    },
     index,
     load,
 
@@ -489,7 +630,8 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
       for (const [id, w] of [...waiting]) {
         waiting.delete(id);
         w.router.release(id, nowMs());
-        const answer = shuttingDown(w.call, routerFor(w.model).policy);
+        // Its own policy: looking the model's up could switch it and re-offer the calls being closed.
+        const answer = shuttingDown(w.call, w.policy);
         listener.rejected?.({
           call: w.call,
           rejected: answer,

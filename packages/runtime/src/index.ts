@@ -144,6 +144,13 @@ export type { PolicyRejectedEvent, PolicyRejectedMessage } from "./policy-events
 export { POLICY_REJECTED_OUTCOME, policyRejectedMessage } from "./policy-events.js";
 export type { PolicyKeyRef, PolicyKeys, PolicyKind } from "./policy-keys.js";
 export { policyKeys, SHADOW_POLICY_SEGMENT } from "./policy-keys.js";
+export type { PolicyReporting, PolicyReportingDeps, ShadowReport } from "./policy-reporting.js";
+export {
+  createPolicyReporting,
+  POLICY_APPLIED_TIMESTAMP_METRIC,
+  SHADOW_DECISIONS_METRIC,
+  SHADOW_OUTCOME,
+} from "./policy-reporting.js";
 export type {
   EffectivePolicy,
   EffectivePolicySource,
