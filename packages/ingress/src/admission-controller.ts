@@ -3,12 +3,22 @@
 // core's L1 decision (`decideIngress`), and hands out exactly-once slots. Used by the HTTP proxy and
 // usable by a gRPC Admission service alike.
 
-import { decideIngress, type IngressRejectReason, type IngressView, requestKvBlocks } from "@sluice/core";
+import {
+  ADMIT_VERDICT,
+  compareShadow,
+  decideIngress,
+  type IngressDecision,
+  type IngressRejectReason,
+  type IngressView,
+  requestKvBlocks,
+  type ShadowComparison,
+  type ShadowVerdict,
+} from "@sluice/core";
 import type { EngineDirectory } from "./engine-registry.js";
 import { enginesOf } from "./engine-registry.js";
 import type { InflightLedger, Slot } from "./inflight-ledger.js";
+import type { PolicyInForce } from "./ingress-policies.js";
 import type { ModelSync } from "./model-sync.js";
-import type { PolicyInForce } from "./policy-source.js";
 
 /** Block size assumed for the KV charge when no live engine of the model reports one. */
 export const DEFAULT_CHARGE_BLOCK_SIZE = 16;
@@ -45,7 +55,24 @@ export interface AdmissionControllerOptions {
   sync: ModelSync;
   engines: EngineDirectory;
   policyFor(model: string): PolicyInForce;
+  /** Shadow candidate of a model (never enforced); undefined — the normal case — costs one lookup. */
+  shadowFor?(model: string): PolicyInForce | undefined;
+  /** Called once per request judged by a shadow candidate, with both verdicts. */
+  onShadow?(report: IngressShadowReport): void;
   nowMs(): number;
+}
+
+export interface IngressShadowReport {
+  readonly request: AdmissionRequest;
+  readonly comparison: ShadowComparison;
+  readonly enforcedRevision: number;
+  readonly shadowRevision: number;
+}
+
+/** L1 has no hold: a decision is an admit or a reject with its reason code. */
+function verdictOf(decision: IngressDecision): ShadowVerdict {
+  if (decision.admitted) return ADMIT_VERDICT;
+  return { outcome: "reject", reason: decision.reason, observed: decision.observed, limit: decision.limit };
 }
 
 export function createAdmissionController(options: AdmissionControllerOptions): AdmissionController {
@@ -80,12 +107,23 @@ export function createAdmissionController(options: AdmissionControllerOptions): 
       view.kvBlockSize = blockSize;
       // Own completion rate × instances approximates the cluster-wide drain rate (peers share load).
       view.completionRatePerS = ledger.completionRatePerS(now) * load.liveInstances;
-      const decision = decideIngress(
-        { className: request.requestClass, promptTokens: request.promptTokens, maxTokens: request.maxTokens },
-        view,
-        policy,
-        now,
-      );
+      const facts = {
+        className: request.requestClass,
+        promptTokens: request.promptTokens,
+        maxTokens: request.maxTokens,
+      };
+      const decision = decideIngress(facts, view, policy, now);
+      const shadow = options.shadowFor?.(request.model);
+      if (shadow !== undefined && options.onShadow !== undefined) {
+        // Same facts, same view, same clock, before the ledger changes; the verdict is only reported.
+        const candidate = decideIngress(facts, view, shadow.policy, now);
+        options.onShadow({
+          request,
+          comparison: compareShadow(verdictOf(decision), verdictOf(candidate)),
+          enforcedRevision: revision,
+          shadowRevision: shadow.revision,
+        });
+      }
       const chargedKvBlocks = requestKvBlocks(request.promptTokens, request.maxTokens, blockSize);
       const decisionNs = Number(process.hrtime.bigint() - started);
       if (!decision.admitted) {

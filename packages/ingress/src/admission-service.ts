@@ -17,7 +17,7 @@ import type { EventSink } from "./decision-events.js";
 import { reasonOf } from "./decision-events.js";
 import type { Slot } from "./inflight-ledger.js";
 import type { IngressMetrics } from "./ingress-metrics.js";
-import type { PolicySource } from "./policy-source.js";
+import type { PolicySource } from "./ingress-policies.js";
 
 export interface AdmissionServiceOptions {
   admission: AdmissionController;

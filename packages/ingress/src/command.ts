@@ -1,10 +1,22 @@
-// `sluice ingress`: the process. Shell (config, logs, admin server, shutdown) → shared state (NATS,
-// etcd lease) → live views (engines, peers, policies) → admission controller → HTTP proxy.
+// `sluice ingress`: the process. Shell (config, logs, admin server, shutdown) → shared state (the
+// runtime's NATS client and etcd session, both coming up in the background) → live views (engines,
+// peers, policies) → admission controller → HTTP proxy. It serves at once and rides through NATS and
+// etcd outages (DESIGN §9): publishes are dropped while NATS is down and the admission turns
+// fail-static; the registration is re-written under a new lease after lease loss.
 
 import { hostname } from "node:os";
 import { type ResolvedPolicy, withPolicyDefaults } from "@sluice/core";
 import { Admission, grpcServiceDefinition } from "@sluice/proto";
-import { type GrpcServer, type ProcessShell, startGrpcServer, startProcessShell } from "@sluice/runtime";
+import {
+  createEtcdSession,
+  createNatsClient,
+  createPolicyReporting,
+  type GrpcServer,
+  type ProcessShell,
+  startGrpcServer,
+  startProcessShell,
+  subjects,
+} from "@sluice/runtime";
 import type { DestinationStream } from "pino";
 import { createAdmissionController } from "./admission-controller.js";
 import { createAdmissionService } from "./admission-service.js";
@@ -12,13 +24,12 @@ import { ingressSchema } from "./config.js";
 import { natsEventSink } from "./decision-events.js";
 import { type EngineEntry, parseEngineRegistration } from "./engine-registry.js";
 import { leastInflightSelector } from "./engine-selector.js";
-import { type PrefixView, watchPrefixView } from "./etcd-prefix-view.js";
 import { createInflightLedger, type InflightLedger } from "./inflight-ledger.js";
 import { createIngressMetrics } from "./ingress-metrics.js";
+import { startIngressPolicies } from "./ingress-policies.js";
 import { createModelSync, type ModelSync } from "./model-sync.js";
-import { watchEtcdPolicies } from "./policy-source.js";
+import { startParsedPrefixView } from "./parsed-prefix-view.js";
 import { type ProxyServer, startProxyServer } from "./proxy-server.js";
-import { connectSharedState } from "./shared-state.js";
 import { createStateSync } from "./state-sync.js";
 
 const SUMMARY = "L1 admission proxy: OpenAI-compatible HTTP front with global in-flight limits";
@@ -27,6 +38,12 @@ const VERSION = "0.1.0";
 const GAUGE_REFRESH_MS = 250;
 /** A peer silent for this many of our heartbeat periods leaves the view. */
 const STALE_HEARTBEATS = 3;
+/**
+ * How long start-up waits for the first etcd snapshots (engines, peers, policies) before serving
+ * anyway: long enough that a healthy cluster is never served half-known, short enough that an etcd
+ * outage does not keep the ingress down (it serves on its flags meanwhile).
+ */
+const STARTUP_SNAPSHOT_WAIT_MS = 3_000;
 
 export interface IngressCommand {
   readonly name: "ingress";
@@ -95,15 +112,27 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
   const nowMs = () => performance.now();
   const metrics = createIngressMetrics(shell.metrics);
   const subjectPrefix = `sluice.v1.${config.namespace}`;
-  const shared = connectSharedState(
-    { ...config, role: "ingress" },
-    logger.child({ component: "shared-state" }),
-  );
+  const names = subjects(config.namespace);
+  const nats = createNatsClient({
+    servers: config.natsUrl,
+    name: `ingress-${config.id}`,
+    logger: logger.child({ component: "nats" }),
+  });
+  const etcd = createEtcdSession({
+    endpoints: config.etcdEndpoints,
+    prefix: config.etcdPrefix,
+    // etcd grants at least ~2 s whatever is asked, and the session needs whole seconds >= 2.
+    leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
+    logger: logger.child({ component: "etcd" }),
+  });
   const closeAll: (() => Promise<void> | void)[] = [];
+  /** etcd watches: closed before the session, so none retries against a closed client. */
+  const closeWatches: (() => Promise<void>)[] = [];
   const abortStart = async (error: unknown): Promise<number> => {
     logger.error({ err: error }, "cannot start the ingress");
     for (const close of closeAll) await Promise.resolve(close()).catch(() => {});
-    await Promise.allSettled([shared.releaseLease(), shared.closeNats()]);
+    await Promise.allSettled(closeWatches.map((close) => close()));
+    await Promise.allSettled([etcd.close(), nats.close()]);
     await shutdown.shutdown("start-up failed");
     return 1;
   };
@@ -121,43 +150,63 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     });
   } catch (error) {
     (options.stderr ?? process.stderr).write(`sluice ingress: ${(error as Error).message}\n`);
+    await Promise.allSettled([etcd.close(), nats.close()]);
     await shutdown.shutdown("invalid configuration");
     return 2;
   }
-  shared.onNatsStatus((connected) => sync.setBusConnected(connected));
   sync.setBusConnected(false);
 
   let proxy: ProxyServer;
   let grpc: GrpcServer;
   try {
-    const engineView = await watchPrefixView<EngineEntry>({
-      etcd: shared.etcd,
-      prefix: `${config.etcdPrefix}/engines/`,
+    const engineView = startParsedPrefixView<EngineEntry>({
+      client: etcd.client,
+      prefix: etcd.keys.engines,
       parse: parseEngineRegistration,
       logger: logger.child({ component: "engines" }),
     });
-    closeAll.push(() => engineView.close());
-    // Peer membership: ingress instances whose lease is alive. Updated after the initial read too.
-    let instanceView: PrefixView<true> | undefined;
-    instanceView = await watchPrefixView<true>({
-      etcd: shared.etcd,
-      prefix: `${config.etcdPrefix}/instances/ingress/`,
+    closeWatches.push(() => engineView.close());
+    // Peer membership: ingress instances whose lease is alive.
+    const peersPrefix = etcd.keys.instances("ingress");
+    const instanceView = startParsedPrefixView<true>({
+      client: etcd.client,
+      prefix: peersPrefix,
       parse: () => true,
-      onChange: () => {
-        if (instanceView) sync.setLeasedPeers(new Set(instanceView.entries.keys()), nowMs());
-      },
+      onChange: () => sync.setLeasedPeers(new Set(instanceView.entries.keys()), nowMs()),
       logger: logger.child({ component: "peers" }),
     });
-    sync.setLeasedPeers(new Set(instanceView.entries.keys()), nowMs());
-    const instances = instanceView;
-    closeAll.push(() => instances.close());
-    const policies = await watchEtcdPolicies({
-      etcd: shared.etcd,
+    closeWatches.push(() => instanceView.close());
+    const reporting = createPolicyReporting({
+      level: "ingress",
+      instanceId: config.id,
+      subjects: names,
+      publish: (subject, data) => nats.publish(subject, data),
+      metrics: shell.metrics,
+      logger: logger.child({ component: "policy" }),
+    });
+    // Each decision reads the policy table afresh, so "applied" is in force at once: nothing to rebuild.
+    const policies = startIngressPolicies({
+      client: etcd.client,
       prefix: config.etcdPrefix,
       fallback: fallbackPolicy,
       logger: logger.child({ component: "policy" }),
+      metrics: shell.metrics,
+      onApplied: (change) => reporting.applied(change),
+      onRejected: (rejection) => reporting.rejected(rejection),
     });
-    closeAll.push(() => policies.close());
+    closeWatches.push(() => policies.close());
+    await Promise.allSettled(
+      [engineView, instanceView, policies].map((view) =>
+        view.ready(AbortSignal.timeout(STARTUP_SNAPSHOT_WAIT_MS)),
+      ),
+    ).then((results) => {
+      if (results.some((r) => r.status === "rejected")) {
+        logger.warn(
+          { waitedMs: STARTUP_SNAPSHOT_WAIT_MS },
+          "etcd has not answered yet; serving on the flags until it does",
+        );
+      }
+    });
     const engines = { engines: () => engineView.entries.values() };
 
     const admission = createAdmissionController({
@@ -165,9 +214,20 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       sync,
       engines,
       policyFor: policies.policyFor,
+      shadowFor: policies.shadowFor,
+      onShadow: ({ request, comparison, enforcedRevision, shadowRevision }) =>
+        reporting.shadow({
+          requestId: request.requestId,
+          requestClass: request.requestClass,
+          model: request.model,
+          comparison,
+          enforcedRevision,
+          shadowRevision,
+        }),
       nowMs,
     });
     stateSync = createStateSync({
+      bus: nats,
       subject: `${subjectPrefix}.ingress.state`,
       sync,
       debounceMs: config.stateDebounceMs,
@@ -180,9 +240,23 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     });
     const publisher = stateSync;
     closeAll.push(() => publisher.close());
-    shared.onNatsConnect((nc) => publisher.attach(nc));
+    // Called at once with the current state, then on every change.
+    const offStatus = nats.onStatus((event) => {
+      if (event.type === "connected" || event.type === "reconnected") {
+        sync.setBusConnected(true);
+        publisher.connected();
+      } else if (event.type === "disconnected" || event.type === "reconnecting" || event.type === "closed") {
+        sync.setBusConnected(false);
+      }
+    });
+    closeAll.push(offStatus);
 
-    const events = natsEventSink(shared.nats, subjectPrefix, config.id, () => Date.now());
+    const events = natsEventSink(
+      () => nats,
+      subjectPrefix,
+      config.id,
+      () => Date.now(),
+    );
     const admissionService = createAdmissionService({
       admission,
       policyFor: policies.policyFor,
@@ -230,19 +304,20 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     const global = sync.globalTotal(now);
     metrics.inflight("local", own.requests, own.kvBlocks);
     metrics.inflight("global", global.requests, global.kvBlocks);
-    metrics.sync(sync.livePeers(now).length, sync.maxPeerAgeMs(now) / 1000, shared.natsConnected());
+    metrics.sync(sync.livePeers(now).length, sync.maxPeerAgeMs(now) / 1000, nats.isConnected);
   }, GAUGE_REFRESH_MS);
   refresh.unref();
 
   const url = advertisedUrl(config, proxy.url, proxy.port);
-  const startedAtMs = Date.now();
-  shared.register(`instances/ingress/${config.id}`, () => ({
-    role: "ingress",
-    id: config.id,
-    addresses: { http: url, admin: shell.admin.url, grpc: grpc.target },
-    version: VERSION,
-    started_at: new Date(startedAtMs).toISOString(),
-  }));
+  // Not awaited: written whenever etcd is reachable, and again under every new lease.
+  etcd
+    .register("ingress", config.id, {
+      addresses: { http: url, admin: shell.admin.url, grpc: grpc.target },
+      version: VERSION,
+    })
+    .catch((error: unknown) => {
+      if (!etcd.isClosed) logger.error({ err: error }, "cannot register in etcd");
+    });
   readiness.register("http-server", () => true);
 
   shutdown.register("stop-accepting", "http-server", () => proxy.stopAccepting());
@@ -256,12 +331,15 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     }
     proxy.destroyAll();
   });
-  shutdown.register("release", "etcd-lease", () => shared.releaseLease());
+  shutdown.register("release", "etcd-lease", async () => {
+    await Promise.allSettled(closeWatches.map((close) => close()));
+    await etcd.close();
+  });
   shutdown.register("close", "state-sync", async () => {
     clearInterval(refresh);
     for (const close of closeAll) await Promise.resolve(close()).catch(() => {});
   });
-  shutdown.register("close", "nats", () => shared.closeNats());
+  shutdown.register("close", "nats", () => nats.close());
   logger.info({ url, admin: shell.admin.url, grpc: grpc.target }, "ingress listening");
 
   return {

@@ -4,6 +4,7 @@ export type {
   AdmissionController,
   AdmissionRequest,
   AdmissionResult,
+  IngressShadowReport,
   Rejection,
 } from "./admission-controller.js";
 export { createAdmissionController, DEFAULT_CHARGE_BLOCK_SIZE } from "./admission-controller.js";
@@ -28,6 +29,18 @@ export type {
 export { createInflightLedger } from "./inflight-ledger.js";
 export type { IngressMetrics } from "./ingress-metrics.js";
 export { createIngressMetrics } from "./ingress-metrics.js";
+export type {
+  IngressPoliciesOptions,
+  IngressPolicySource,
+  PolicyInForce,
+  PolicySource,
+} from "./ingress-policies.js";
+export {
+  DEFAULT_MAX_POLICY_START_RETRY_DELAY_MS,
+  DEFAULT_POLICY_START_RETRY_DELAY_MS,
+  startIngressPolicies,
+  staticPolicySource,
+} from "./ingress-policies.js";
 export type { ModelSync } from "./model-sync.js";
 export { createModelSync } from "./model-sync.js";
 export {
@@ -37,8 +50,6 @@ export {
   DEFAULT_STATE_HEARTBEAT_MS,
   DEFAULT_UPSTREAM_TIMEOUT_MS,
 } from "./options.js";
-export type { PolicyInForce, PolicySource } from "./policy-source.js";
-export { staticPolicySource, watchEtcdPolicies } from "./policy-source.js";
 export type { ProxyServer, ProxyServerOptions } from "./proxy-server.js";
 export { EVENTS_HEADER, REQUEST_ID_HEADER, startProxyServer } from "./proxy-server.js";
 export { rejectionBody, rejectionHeaders } from "./rejection-response.js";

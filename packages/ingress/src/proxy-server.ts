@@ -17,7 +17,7 @@ import { HttpError } from "./errors.js";
 import { endToEndHeaders } from "./hop-by-hop.js";
 import type { TerminalOutcome } from "./inflight-ledger.js";
 import type { IngressMetrics } from "./ingress-metrics.js";
-import type { PolicyInForce } from "./policy-source.js";
+import type { PolicyInForce } from "./ingress-policies.js";
 import { rejectionBody, rejectionHeaders } from "./rejection-response.js";
 import { type ApiKind, parseRequestFacts, type RequestFacts } from "./request-facts.js";
 

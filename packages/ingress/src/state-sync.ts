@@ -5,10 +5,17 @@
 
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { IngressStateSchema } from "@sluice/proto";
-import type { NatsConnection, Subscription } from "nats";
 import type { ModelSync } from "./model-sync.js";
 
+/** The part of the runtime's `NatsClient` used here: publishes drop while NATS is down. */
+export interface StateBus {
+  publish(subject: string, data: Uint8Array): boolean;
+  /** Survives reconnects (and subscribes at the first connect); returns the unsubscribe function. */
+  subscribe(subject: string, onMessage: (msg: { readonly data: Uint8Array }) => void): () => void;
+}
+
 export interface StateSyncOptions {
+  bus: StateBus;
   subject: string;
   sync: ModelSync;
   /** Minimum gap between change-driven snapshots. */
@@ -22,28 +29,27 @@ export interface StateSyncOptions {
 export interface StateSync {
   /** Marks the state changed; a snapshot follows within the debounce. */
   markChanged(): void;
-  /** Subscribes on a (new) connection and publishes at once. */
-  attach(nc: NatsConnection): void;
+  /** NATS is (back) up: publishes at once, so peers see this instance without waiting a heartbeat. */
+  connected(): void;
   close(): void;
 }
 
 export function createStateSync(options: StateSyncOptions): StateSync {
-  let nc: NatsConnection | undefined;
-  let subscription: Subscription | undefined;
   let pending: NodeJS.Timeout | undefined;
   let lastSentMs = Number.NEGATIVE_INFINITY;
   let closed = false;
 
   const publish = () => {
     pending = undefined;
-    if (closed || !nc || nc.isClosed()) return;
+    if (closed) return;
     const now = options.nowMs();
     const state = options.sync.snapshot(now, options.heartbeatMs);
     lastSentMs = now;
     try {
-      nc.publish(options.subject, toBinary(IngressStateSchema, state));
+      // Dropped (and counted by the client) while NATS is down: the next heartbeat carries the state.
+      options.bus.publish(options.subject, toBinary(IngressStateSchema, state));
     } catch {
-      // Closed or draining connection: the next heartbeat on a live connection carries the state.
+      // Closed or draining connection: same as a drop.
     }
   };
 
@@ -52,17 +58,15 @@ export function createStateSync(options: StateSyncOptions): StateSync {
   }, options.heartbeatMs);
   heartbeat.unref();
 
-  const receive = async (sub: Subscription) => {
-    for await (const message of sub) {
-      try {
-        const state = fromBinary(IngressStateSchema, message.data);
-        // Answer a peer's changed load soon: our snapshot acknowledges it and retires its mirror.
-        if (options.sync.receive(state, options.nowMs()).changed) markChanged();
-      } catch (error) {
-        options.onDropped(error);
-      }
+  const unsubscribe = options.bus.subscribe(options.subject, (message) => {
+    try {
+      const state = fromBinary(IngressStateSchema, message.data);
+      // Answer a peer's changed load soon: our snapshot acknowledges it and retires its mirror.
+      if (options.sync.receive(state, options.nowMs()).changed) markChanged();
+    } catch (error) {
+      options.onDropped(error);
     }
-  };
+  });
 
   function markChanged(): void {
     if (pending !== undefined || closed) return;
@@ -72,18 +76,14 @@ export function createStateSync(options: StateSyncOptions): StateSync {
 
   return {
     markChanged,
-    attach(connection) {
-      nc = connection;
-      subscription?.unsubscribe();
-      subscription = connection.subscribe(options.subject);
-      void receive(subscription);
+    connected() {
       publish();
     },
     close() {
       closed = true;
       clearInterval(heartbeat);
       if (pending !== undefined) clearTimeout(pending);
-      subscription?.unsubscribe();
+      unsubscribe();
     },
   };
 }
