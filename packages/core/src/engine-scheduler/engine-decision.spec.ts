@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { manualClock } from "../clock.js";
+import { createEngineModel } from "../engine/engine-model.js";
 import type { ClassObjectives } from "../policy/types.js";
 import {
   createEngineDecision,
@@ -265,9 +266,11 @@ describe("L3 decision: engine slots and the ITL guard", () => {
   });
 
   it("holds while the batch would exceed the tightest running ITL objective, then releases", () => {
-    // Decode ms = 30 + 5·batch: critical (50 ms) allows 4 in the batch, standard (100 ms) 14.
+    // Decode ms = 30 + 5·batch: critical (50 ms) allows 4 in the batch, standard (100 ms) 14. Prompts are
+    // fully cached so no prefill chunk enters the prediction (that part has its own test below).
     const d = decision({ engine: { maxInflight: 32, maxQueue: 8, maxQueueMs: 0, ttftMarginMs: 50 } });
-    for (let i = 0; i < 5; i++) d.offer({ id: `c${i}`, className: "critical", promptTokens: 1 }, 0);
+    for (let i = 0; i < 5; i++)
+      d.offer({ id: `c${i}`, className: "critical", promptTokens: 1, cachedTokens: 1 }, 0);
     for (let i = 0; i < 4; i++) assert.equal(d.nextAdmission(0, facts).kind, "admit");
     assert.deepEqual(d.nextAdmission(0, facts), {
       kind: "hold",
@@ -283,7 +286,8 @@ describe("L3 decision: engine slots and the ITL guard", () => {
 
     // Standard requests alone may build a larger batch, but a running critical one caps it at 50 ms.
     const s = decision({ engine: { maxInflight: 32, maxQueue: 32, maxQueueMs: 0, ttftMarginMs: 50 } });
-    for (let i = 0; i < 16; i++) s.offer({ id: `s${i}`, className: "standard", promptTokens: 1 }, 0);
+    for (let i = 0; i < 16; i++)
+      s.offer({ id: `s${i}`, className: "standard", promptTokens: 1, cachedTokens: 1 }, 0);
     let admitted = 0;
     while (s.nextAdmission(0, facts).kind === "admit") admitted++;
     assert.equal(admitted, 14, "30 + 5·14 = 100 ms");
@@ -314,8 +318,10 @@ describe("L3 decision: engine slots and the ITL guard", () => {
       },
     });
     d.offer({ id: "a", className: "critical", promptTokens: 10 }, 0);
-    d.offer({ id: "big", className: "critical", promptTokens: 5000 }, 0);
+    // Fully cached: its KV counts, its prefill is nil (and "a" has its first token, so none is pending).
+    d.offer({ id: "big", className: "critical", promptTokens: 5000, cachedTokens: 5000 }, 0);
     assert.equal(d.nextAdmission(0, facts).kind, "admit");
+    d.onFirstToken("a", 0);
     // 20 + 40 · (0.3 + 0.5) = 52 > 50.
     const r = d.nextAdmission(0, { kvUsage: 0.3 });
     assert.equal(r.kind, "hold");
@@ -401,5 +407,155 @@ describe("L3 decision: bookkeeping and the prediction audit", () => {
       { maxNumSeqs: 3 },
     );
     assert.equal(createEngineDecision(o).snapshot().inEngineLimit, 3);
+  });
+});
+
+describe("L3 decision: the ITL guard prices the newcomer's prefill chunks", () => {
+  // Dynamo prefill seed at 8192-token chunks (a ≈ 22.2 ms, b ≈ 18.6 µs/token: a full chunk ≈ 175 ms) and a
+  // flat 30 ms decode step; TTFT objectives wide enough that only the ITL guard decides.
+  const wide: ClassObjectives = { ...standard, ttftObjectiveMs: 60_000 };
+  const guarded = (overrides: Partial<EngineDecisionOptions> = {}) =>
+    createEngineDecision({
+      classes: [wide],
+      engine: { maxInflight: 8, maxQueue: 8, maxQueueMs: 0, ttftMarginMs: 0 },
+      engineMaxNumBatchedTokens: 8192,
+      models: { decodeSeedBaseMs: 30, decodeSeedKvLinearMs: 0, decodeSeedKvQuadraticMs: 0 },
+      ...overrides,
+    });
+  /** One running request with `maxTokens` output tokens whose first token came at 0. */
+  const running = (d: EngineDecision, maxTokens?: number) => {
+    d.offer({ id: "r", className: "standard", promptTokens: 100, ...(maxTokens ? { maxTokens } : {}) }, 0);
+    assert.equal(d.nextAdmission(0, facts).kind, "admit");
+    d.onFirstToken("r", 0);
+  };
+
+  it("holds a big prompt that would push a short running response over its mean ITL, admits a small one", () => {
+    const big = guarded();
+    running(big, 11); // 10 gaps: 5 chunks of ~175 ms would add ~87 ms to its mean
+    big.offer({ id: "big", className: "standard", promptTokens: 5 * 8192 }, 0);
+    const held = big.nextAdmission(0, facts);
+    assert.equal(held.kind, "hold");
+    if (held.kind === "hold") {
+      assert.equal(held.limit, 100);
+      // 30 + min(10, 5)·(5·a + b·40960)/5 / 10
+      const m = big.models;
+      const expected = 30 + (5 * m.prefillFixedMs() + m.prefillMsPerToken() * 5 * 8192) / 10;
+      assert.ok(Math.abs(held.observed - expected) < 1e-9, `${held.observed} vs ${expected}`);
+      assert.ok(held.observed > 110 && held.observed < 125, `${held.observed}`);
+    }
+    // When the running request finishes, the empty engine takes the held head: no starvation.
+    big.onFinished("r");
+    assert.equal(big.nextAdmission(50, facts).kind, "admit");
+
+    const small = guarded();
+    running(small, 11);
+    small.offer({ id: "small", className: "standard", promptTokens: 1000 }, 0);
+    assert.equal(small.nextAdmission(0, facts).kind, "admit", "one ~41 ms chunk over 10 gaps: ~34 ms");
+  });
+
+  it("lets a long response absorb the same chunks, and uses the assumed length without maxTokens", () => {
+    const long = guarded();
+    running(long, 1001);
+    long.offer({ id: "big", className: "standard", promptTokens: 5 * 8192 }, 0);
+    assert.equal(long.nextAdmission(0, facts).kind, "admit", "30 + 875/1000 ms");
+
+    // Without maxTokens the request is averaged over itlGuardAssumedOutputTokens − 1 gaps.
+    const assumedShort = guarded({ itlGuardAssumedOutputTokens: 11 });
+    running(assumedShort);
+    assumedShort.offer({ id: "big", className: "standard", promptTokens: 5 * 8192 }, 0);
+    assert.equal(assumedShort.nextAdmission(0, facts).kind, "hold");
+    const assumedLong = guarded({ itlGuardAssumedOutputTokens: 1001 });
+    running(assumedLong);
+    assumedLong.offer({ id: "big", className: "standard", promptTokens: 5 * 8192 }, 0);
+    assert.equal(assumedLong.nextAdmission(0, facts).kind, "admit");
+  });
+
+  it("counts prefill already committed in the engine and only the chunks a nearly-done response still meets", () => {
+    const d = guarded();
+    running(d, 11); // 10 gaps
+    // 3 chunks committed (no first token yet): 30 + 3·175/10 ≈ 82 ms, admitted.
+    d.offer({ id: "p", className: "standard", promptTokens: 3 * 8192, maxTokens: 1000 }, 0);
+    assert.equal(d.nextAdmission(0, facts).kind, "admit");
+    // Two more chunks on top of the committed three: 30 + 5·175/10 ≈ 117 ms.
+    d.offer({ id: "n", className: "standard", promptTokens: 2 * 8192 }, 0);
+    assert.equal(d.nextAdmission(0, facts).kind, "hold");
+    // 270 ms later "r" has ~9 of its 10 gaps behind it (at 30 ms each): the remaining one meets at most one
+    // chunk, 30 + 175/10 ≈ 47 ms, so the same newcomer goes in.
+    assert.equal(d.nextAdmission(270, facts).kind, "admit");
+  });
+
+  it("holds a held head only until the batch drains or its TTFT deadline rejects it", () => {
+    const d = guarded({ classes: [{ ...standard, ttftObjectiveMs: 3000 }] });
+    running(d, 3);
+    d.offer({ id: "big", className: "standard", promptTokens: 2 * 8192 }, 0);
+    assert.equal(d.nextAdmission(0, facts).kind, "hold");
+    assert.deepEqual(d.reevaluate(1000), []);
+    const rejected = d.reevaluate(2990);
+    assert.equal(rejected.length, 1);
+    assert.equal(rejected[0]?.rejection.reason, "predicted_ttft");
+    assert.equal(d.snapshot().queued, 0);
+  });
+});
+
+describe("L3 decision: prefill seed at the engine's chunk size", () => {
+  /** The engine model's real time from admission to first token of one prompt on an idle engine. */
+  const actualFirstTokenMs = (promptTokens: number, maxNumBatchedTokens: number) => {
+    const engine = createEngineModel({ maxNumBatchedTokens });
+    engine.add({ id: "p", promptTokens, maxTokens: 2, blockHashes: [], arrivalMs: 0 });
+    let nowMs = 0;
+    for (;;) {
+      const step = engine.step(nowMs);
+      nowMs += step.durationMs;
+      if (step.firstTokens.includes("p")) return nowMs;
+      assert.ok(step.durationMs > 0, "the engine made progress");
+    }
+  };
+
+  it("predicts an 8192-token prompt within 10 % of the engine model before any sample", () => {
+    const d = createEngineDecision({ engineMaxNumBatchedTokens: 8192 });
+    assert.equal(d.models.estimates().prefillSamples, 0);
+    const predicted = d.predictTtftMs("standard", 8192, 0);
+    const actual = actualFirstTokenMs(8192, 8192);
+    assert.ok(Math.abs(predicted - actual) / actual < 0.1, `predicted ${predicted} ms, engine ${actual} ms`);
+    // The old seed (the profile at 1000-token chunks, ~65.8k tokens/s) was > 10 % optimistic here.
+    const old = createEngineDecision({
+      models: { prefillSeedFixedMs: 22.24, prefillSeedTokensPerS: 65_845 },
+    });
+    assert.ok((actual - old.predictTtftMs("standard", 8192, 0)) / actual > 0.1);
+  });
+
+  it("seeds from the chunk size it is given, and explicit seeds win", () => {
+    const small = createEngineDecision({ engineMaxNumBatchedTokens: 2048 });
+    const actual = actualFirstTokenMs(2048, 2048);
+    const predicted = small.predictTtftMs("standard", 2048, 0);
+    assert.ok(Math.abs(predicted - actual) / actual < 0.1, `predicted ${predicted} ms, engine ${actual} ms`);
+    assert.ok(small.models.estimates().prefillTokensPerS > 60_000, "smaller chunks prefill faster per token");
+    const explicit = createEngineDecision({ models: { prefillSeedFixedMs: 0, prefillSeedTokensPerS: 1000 } });
+    assert.equal(explicit.predictTtftMs("standard", 100, 0), 100);
+    assert.equal(
+      engineDecisionOptionsFromPolicy(
+        {
+          classes: [standard],
+          engine: { maxInflight: 0, maxQueue: 1, maxQueueMs: 0, ttftMarginMs: 0 },
+          rejection: { httpStatus: 429, retryAfterMinMs: 1, retryAfterMaxMs: 2 },
+        },
+        { maxNumSeqs: 4, maxNumBatchedTokens: 4096 },
+      ).engineMaxNumBatchedTokens,
+      4096,
+    );
+  });
+
+  it("rejects a bad chunk size, assumption or maxTokens", () => {
+    assert.throws(() => createEngineDecision({ engineMaxNumBatchedTokens: 0 }), EngineSchedulerConfigError);
+    assert.throws(() => createEngineDecision({ itlGuardAssumedOutputTokens: 1 }), EngineSchedulerConfigError);
+    const d = createEngineDecision();
+    assert.throws(
+      () => d.offer({ id: "x", className: "standard", promptTokens: 10, maxTokens: 0 }, 0),
+      InvalidSchedulerInputError,
+    );
+    assert.throws(
+      () => d.offer({ id: "y", className: "standard", promptTokens: 10, maxTokens: 1.5 }, 0),
+      InvalidSchedulerInputError,
+    );
   });
 });

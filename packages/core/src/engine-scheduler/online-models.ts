@@ -13,8 +13,9 @@
 // Slot release: EWMA of the interval between finishes while the engine was full, i.e. how fast a
 // full engine frees a slot for the queue. Unknown (0) until observed.
 //
-// Seeds default to the Dynamo mocker profile that `createEngineModel` uses by default; the shell seeds
-// from its own configuration where the engine is known to differ.
+// Seeds default to the Dynamo mocker profile that `createEngineModel` uses by default, priced at the
+// engine's prefill chunk (`dynamoPrefillSeed`; the L3 decision passes its `engineMaxNumBatchedTokens`);
+// the shell seeds from its own configuration where the engine is known to differ.
 import { DYNAMO_MOCKER_STEP_COEFFICIENTS } from "../engine/step-time.js";
 import { EngineSchedulerConfigError } from "./errors.js";
 import { createWindowedRegression } from "./windowed-regression.js";
@@ -45,13 +46,35 @@ export interface OnlineModelOptions {
 }
 
 const c = DYNAMO_MOCKER_STEP_COEFFICIENTS;
+
+/** vLLM's `max_num_batched_tokens` default for online serving (and the engine model's): the seed's chunk. */
+export const DEFAULT_PREFILL_SEED_CHUNK_TOKENS = 8192;
+
 /**
- * Seeds from the Dynamo mocker profile: a 1000-token prefill costs 16.5 + 15.2 + 0.4 ms plus a first
- * decode of ~6 ms at low KV usage, so ~22 ms fixed and ~65 000 tokens/s.
+ * Prefill seed from the Dynamo mocker profile at the chunk size the engine actually prefills with
+ * (`max_num_batched_tokens`). The profile is quadratic in the pass's tokens, so the linear model's slope is
+ * the secant through a full chunk: b = linear + quadratic·chunk ms per token, and a = the pass constant + the
+ * first token's decode. A prompt of exactly one chunk is then predicted exactly (at low KV usage); smaller
+ * prompts come out a few % pessimistic, multi-chunk prompts a few % optimistic (each chunk pays the pass
+ * constant again). At 1000-token chunks this is ~65.8k tokens/s, at 8192 ~53.7k: seeding at 1000 made the
+ * first predictions ~30 % optimistic on an engine that fills its 8192-token budget.
  */
+export function dynamoPrefillSeed(
+  chunkTokens: number = DEFAULT_PREFILL_SEED_CHUNK_TOKENS,
+): Pick<OnlineModelOptions, "prefillSeedFixedMs" | "prefillSeedTokensPerS"> {
+  if (!(Number.isInteger(chunkTokens) && chunkTokens >= 1))
+    throw new EngineSchedulerConfigError(
+      `prefill seed chunk must be an integer ≥ 1 token, got ${chunkTokens}`,
+    );
+  return {
+    prefillSeedFixedMs: c.prefillConstantMs + c.decodeConstantMs,
+    prefillSeedTokensPerS: 1000 / (c.prefillLinearMsPerToken + c.prefillQuadraticMsPerToken2 * chunkTokens),
+  };
+}
+
+/** Seeds from the Dynamo mocker profile at 8192-token chunks (~22 ms fixed, ~53 700 tokens/s). */
 export const DEFAULT_ONLINE_MODEL_OPTIONS: Readonly<OnlineModelOptions> = Object.freeze({
-  prefillSeedFixedMs: c.prefillConstantMs + c.decodeConstantMs,
-  prefillSeedTokensPerS: 1000 / (c.prefillLinearMsPerToken + c.prefillQuadraticMsPerToken2 * 1000),
+  ...dynamoPrefillSeed(DEFAULT_PREFILL_SEED_CHUNK_TOKENS),
   prefillWindowSize: 128,
   decodeSeedBaseMs: c.decodeConstantMs,
   decodeSeedMsPer64Seqs: 0,
@@ -122,6 +145,8 @@ export interface OnlineModels {
   observeSlotReleaseInterval(intervalMs: number): boolean;
   /** Predicted ms from engine admission to first token with `workTokens` of prefill work to get through. */
   prefillMs(workTokens: number): number;
+  /** Fixed part of a prefill (per-pass overhead + first decode), ms: what each prefill chunk pays again. */
+  prefillFixedMs(): number;
   /** Marginal ms per prefill token (the drain rate of queued work). */
   prefillMsPerToken(): number;
   /** Predicted inter-token gap of a batch of `batchSize` at KV usage `kvUsage`. */
@@ -190,6 +215,7 @@ export function createOnlineModels(options: Partial<OnlineModelOptions> = {}): O
       if (!(workTokens > 0)) return 0;
       return prefillFixedMs() + (prefillMsPerKilo() * workTokens) / KILO;
     },
+    prefillFixedMs,
     prefillMsPerToken: () => prefillMsPerKilo() / KILO,
     decodeStepMs(batchSize, kvUsage) {
       const u = Math.min(1, Math.max(0, kvUsage));

@@ -19,6 +19,8 @@ export interface QueueEntryInput {
   readonly promptTokens: number;
   /** Prompt tokens the engine still has to prefill (prompt minus the prefix-cache overlap), ≤ promptTokens. */
   readonly uncachedTokens: number;
+  /** The request's max_tokens when known (0 or absent: unknown); carried for the ITL guard. */
+  readonly maxTokens?: number;
 }
 
 /** A queued request: the input plus a tie-breaking sequence number. */
@@ -167,6 +169,7 @@ export function createRequestQueue(capacity: number): RequestQueue {
         deadlineMs: input.deadlineMs,
         promptTokens: input.promptTokens,
         uncachedTokens: input.uncachedTokens,
+        maxTokens: input.maxTokens ?? 0,
         seq: nextSeq++,
         heapIndex: heap.length,
       };
