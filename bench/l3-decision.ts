@@ -46,6 +46,9 @@ function setup(): { d: EngineDecision; nowMs: number } {
       nowMs,
     );
     d.nextAdmission(nowMs, { kvUsage: 0.3 });
+    // Running requests are past their prefill (a steady decode batch): without a first token the
+    // ITL guard would rightly hold every newcomer behind ~160k tokens of pending prefill.
+    d.onFirstToken(`run${i}`, nowMs);
   }
   for (let i = 0; i < 500; i++) {
     d.models.observePrefill({
@@ -110,8 +113,10 @@ function benchRelease(): { p50: number; p99: number } {
     const t0 = process.hrtime.bigint();
     const r = d.nextAdmission(nowMs, { kvUsage: 0.3 });
     samples[i] = Number(process.hrtime.bigint() - t0);
-    if (r.kind === "admit") running[i % running.length] = r.id;
-    else throw new Error(`release bench: expected an admission, got ${r.kind}`);
+    if (r.kind === "admit") {
+      running[i % running.length] = r.id;
+      d.onFirstToken(r.id, nowMs);
+    } else throw new Error(`release bench: expected an admission, got ${r.kind}`);
     d.offer({ id: `y${i}`, className: randomClass(), promptTokens: 100 + Math.floor(rnd() * 4000) }, nowMs);
   }
   return quantiles(samples);

@@ -31,6 +31,7 @@ export function createSimEngineGate(options: SimEngineGateOptions): SimEngineGat
   const decision = createEngineDecision(
     engineDecisionOptionsFromPolicy(policy, {
       maxNumSeqs: context.maxNumSeqs,
+      maxNumBatchedTokens: context.maxNumBatchedTokens,
       kvTotalTokens: context.numGpuBlocks * context.blockSize,
     }),
   );
@@ -44,6 +45,9 @@ export function createSimEngineGate(options: SimEngineGateOptions): SimEngineGat
           id: String(request.index),
           className: request.requestClass,
           promptTokens: request.promptTokens,
+          // The request's max_tokens, as the sidecar passes it: what lets the ITL guard spread a
+          // newcomer's prefill over the running requests' remaining tokens.
+          maxTokens: request.outputTokens,
           cachedTokens,
           upstreamElapsedMs: Math.max(0, nowMs - request.arrivalMs),
         },
