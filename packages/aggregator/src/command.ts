@@ -17,22 +17,22 @@ import {
   connectNats,
   createPolicyReporting,
   type EtcdSession,
+  type LaunchOptions,
   type Leadership,
   type LeadershipLossReason,
+  launchProcessShell,
   type NatsHandle,
   openEtcdSession,
   type PolicyWatcher,
   type PrefixWatch,
-  type ProcessShell,
   protoCodec,
-  startProcessShell,
+  runUntilExit,
   subjects,
   watchPolicies,
   watchPrefix,
   workerIdOfSubject,
 } from "@sluice/runtime";
 import type { Subscription } from "nats";
-import type { DestinationStream } from "pino";
 import { createAggregatorMetrics, type SnapshotKind } from "./aggregator-metrics.js";
 import { toClusterLoad } from "./cluster-load-message.js";
 import { createClusterState } from "./cluster-state.js";
@@ -52,12 +52,7 @@ export interface AggregatorCommand {
   run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
 }
 
-export interface LaunchAggregatorOptions {
-  argv: readonly string[];
-  env?: Readonly<Record<string, string | undefined>>;
-  stdout?: { write(text: string): unknown };
-  stderr?: { write(text: string): unknown };
-  logDestination?: DestinationStream;
+export interface LaunchAggregatorOptions extends LaunchOptions {
   /** Called after each cluster.load publish (benchmarks measure lag with it; the metric is coarser). */
   onPublish?: (published: PublishedView) => void;
 }
@@ -78,8 +73,6 @@ export interface LaunchedAggregator {
   readonly exited: Promise<number>;
 }
 
-type Shell = ProcessShell<typeof aggregatorSchema>;
-
 /**
  * Starts `sluice aggregator` in this process. Returns the exit code instead of a handle when it
  * exits during start-up (`--help` → 0, bad settings → 2, start-up failure → 1).
@@ -87,30 +80,15 @@ type Shell = ProcessShell<typeof aggregatorSchema>;
 export async function launchAggregator(
   options: LaunchAggregatorOptions,
 ): Promise<LaunchedAggregator | number> {
-  let exitCode: number | undefined;
-  let resolveExited: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => {
-    resolveExited = resolve;
-  });
-  const exit = ((code: number) => {
-    exitCode ??= code;
-    resolveExited(exitCode);
-  }) as (code: number) => never;
-
-  const shell = (await startProcessShell({
+  const launched = await launchProcessShell({
     role: "aggregator",
     schema: aggregatorSchema,
-    argv: options.argv,
-    ...(options.env ? { env: options.env } : {}),
-    command: "sluice aggregator",
-    version: VERSION,
     summary: SUMMARY,
-    exit,
-    ...(options.stdout ? { stdout: options.stdout } : {}),
-    ...(options.stderr ? { stderr: options.stderr } : {}),
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  })) as Shell | undefined;
-  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+    version: VERSION,
+    options,
+  });
+  if (typeof launched === "number") return launched;
+  const { shell, exited } = launched;
   const { config, logger, shutdown, readiness } = shell;
   const stderr = options.stderr ?? process.stderr;
 
@@ -380,8 +358,7 @@ export async function runAggregator(
   argv: string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const launched = await launchAggregator({ argv, env });
-  return typeof launched === "number" ? launched : launched.exited;
+  return runUntilExit(launchAggregator({ argv, env }));
 }
 
 export const aggregatorCommand: AggregatorCommand = {

@@ -14,15 +14,16 @@ import {
   createPolicyReporting,
   DEFAULT_POLICY_KEY,
   type EtcdSession,
+  type LaunchOptions,
+  launchProcessShell,
   type NatsHandle,
   openEtcdSession,
   type PolicyWatcher,
   type ProcessShell,
-  startProcessShell,
+  runUntilExit,
   subjects,
   watchPolicies,
 } from "@sluice/runtime";
-import type { DestinationStream } from "pino";
 import { engineSchedulerSchema } from "./config.js";
 import { createDecisionEventPublisher } from "./decision-events.js";
 import { type EngineFacts, startEngineScraper } from "./engine-facts.js";
@@ -44,13 +45,7 @@ export interface EngineSchedulerCommand {
   run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
 }
 
-export interface LaunchEngineSchedulerOptions {
-  argv: readonly string[];
-  env?: Readonly<Record<string, string | undefined>>;
-  stdout?: { write(text: string): unknown };
-  stderr?: { write(text: string): unknown };
-  logDestination?: DestinationStream;
-}
+export type LaunchEngineSchedulerOptions = LaunchOptions;
 
 /** A started sidecar (in this Node process). */
 export interface LaunchedEngineScheduler {
@@ -84,30 +79,15 @@ function advertisedUrl(config: Config, boundUrl: string, port: number): string {
 export async function launchEngineScheduler(
   options: LaunchEngineSchedulerOptions,
 ): Promise<LaunchedEngineScheduler | number> {
-  let exitCode: number | undefined;
-  let resolveExited: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => {
-    resolveExited = resolve;
-  });
-  const exit = ((code: number) => {
-    exitCode ??= code;
-    resolveExited(exitCode);
-  }) as (code: number) => never;
-
-  const shell = (await startProcessShell({
+  const launched = await launchProcessShell({
     role: ROLE,
     schema: engineSchedulerSchema,
-    argv: options.argv,
-    ...(options.env ? { env: options.env } : {}),
-    command: `sluice ${ROLE}`,
-    version: VERSION,
     summary: SUMMARY,
-    exit,
-    ...(options.stdout ? { stdout: options.stdout } : {}),
-    ...(options.stderr ? { stderr: options.stderr } : {}),
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  })) as ProcessShell<typeof engineSchedulerSchema> | undefined;
-  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+    version: VERSION,
+    options,
+  });
+  if (typeof launched === "number") return launched;
+  const { shell, exited } = launched;
 
   const { config, logger, shutdown, readiness } = shell;
   const stderr = options.stderr ?? process.stderr;
@@ -193,7 +173,11 @@ export async function launchEngineScheduler(
   const decisionOptionsOf = (policy: ResolvedPolicy): EngineDecisionOptions =>
     engineDecisionOptionsFromPolicy(
       { classes: policy.classes, engine: engineLimitsOf(policy), rejection: policy.rejection },
-      { maxNumSeqs: config.maxNumSeqs, kvTotalTokens: config.kvTotalBlocks * config.blockSize },
+      {
+        maxNumSeqs: config.maxNumSeqs,
+        maxNumBatchedTokens: config.maxNumBatchedTokens,
+        kvTotalTokens: config.kvTotalBlocks * config.blockSize,
+      },
     );
   let decisionPolicy = policyNow();
   let decision: LiveEngineDecision;
@@ -470,8 +454,7 @@ export async function runEngineScheduler(
   argv: string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const launched = await launchEngineScheduler({ argv, env });
-  return typeof launched === "number" ? launched : launched.exited;
+  return runUntilExit(launchEngineScheduler({ argv, env }));
 }
 
 export const engineSchedulerCommand: EngineSchedulerCommand = {

@@ -304,6 +304,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
           promptTokens: facts.promptTokens,
           cachedTokens: facts.cachedTokens,
           upstreamElapsedMs: facts.upstreamElapsedMs,
+          ...(facts.maxTokens !== undefined ? { maxTokens: facts.maxTokens } : {}),
         },
         {
           admit: () => {

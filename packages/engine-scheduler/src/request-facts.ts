@@ -19,6 +19,8 @@ export interface RequestFacts {
   promptTokens: number;
   cachedTokens: number;
   upstreamElapsedMs: number;
+  /** The request's output limit (`max_tokens`, or `max_completion_tokens` for chat), when it gives one. */
+  maxTokens: number | undefined;
   stream: boolean;
   model: string;
 }
@@ -114,7 +116,17 @@ export function requestFacts(
     // The overlap is a router estimate in whole blocks; it can exceed a body-based estimate.
     cachedTokens: Math.min(cached, promptTokens),
     upstreamElapsedMs: numberHeader(headers, ELAPSED_MS_HEADER, false) ?? 0,
+    maxTokens: outputLimitOfBody(b, chat),
     stream: b.stream === true,
     model: typeof b.model === "string" ? b.model : "",
   };
+}
+
+/**
+ * The output limit the ITL guard spreads a newcomer's prefill over. A malformed value is left for the
+ * engine to refuse (the sidecar forwards the body unchanged); the guard then assumes a length.
+ */
+function outputLimitOfBody(body: Record<string, unknown>, chat: boolean): number | undefined {
+  const raw = chat ? (body.max_completion_tokens ?? body.max_tokens) : body.max_tokens;
+  return typeof raw === "number" && Number.isInteger(raw) && raw >= 1 ? raw : undefined;
 }

@@ -14,6 +14,7 @@ import {
   type ShadowComparison,
   type ShadowVerdict,
 } from "@sluice/core";
+import type { ClusterPrediction } from "./cluster-load-view.js";
 import type { EngineDirectory } from "./engine-registry.js";
 import { enginesOf } from "./engine-registry.js";
 import type { InflightLedger, Slot } from "./inflight-ledger.js";
@@ -59,6 +60,8 @@ export interface AdmissionControllerOptions {
   shadowFor?(model: string): PolicyInForce | undefined;
   /** Called once per request judged by a shadow candidate, with both verdicts. */
   onShadow?(report: IngressShadowReport): void;
+  /** The aggregator's latest predicted TTFT per class for a model (`cluster.load`), if any. */
+  clusterPrediction?(model: string): ClusterPrediction | undefined;
   nowMs(): number;
 }
 
@@ -107,6 +110,9 @@ export function createAdmissionController(options: AdmissionControllerOptions): 
       view.kvBlockSize = blockSize;
       // Own completion rate × instances approximates the cluster-wide drain rate (peers share load).
       view.completionRatePerS = ledger.completionRatePerS(now) * load.liveInstances;
+      const prediction = options.clusterPrediction?.(request.model);
+      view.predictedTtftMsByClass = prediction?.predictedTtftMsByClass;
+      view.clusterLoadAtMs = prediction?.atMs ?? 0;
       const facts = {
         className: request.requestClass,
         promptTokens: request.promptTokens,

@@ -12,14 +12,16 @@ import {
   createNatsClient,
   createPolicyReporting,
   type GrpcServer,
+  type LaunchOptions,
+  launchProcessShell,
   type ProcessShell,
+  runUntilExit,
   startGrpcServer,
-  startProcessShell,
   subjects,
 } from "@sluice/runtime";
-import type { DestinationStream } from "pino";
 import { createAdmissionController } from "./admission-controller.js";
 import { createAdmissionService } from "./admission-service.js";
+import { createClusterLoadView } from "./cluster-load-view.js";
 import { ingressSchema } from "./config.js";
 import { natsEventSink } from "./decision-events.js";
 import { type EngineEntry, parseEngineRegistration } from "./engine-registry.js";
@@ -51,13 +53,7 @@ export interface IngressCommand {
   run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
 }
 
-export interface LaunchIngressOptions {
-  argv: readonly string[];
-  env?: Readonly<Record<string, string | undefined>>;
-  stdout?: { write(text: string): unknown };
-  stderr?: { write(text: string): unknown };
-  logDestination?: DestinationStream;
-}
+export type LaunchIngressOptions = LaunchOptions;
 
 /** A started ingress (in this Node process). */
 export interface LaunchedIngress {
@@ -83,30 +79,15 @@ function advertisedUrl(config: Config, boundUrl: string, port: number): string {
 }
 
 export async function launchIngress(options: LaunchIngressOptions): Promise<LaunchedIngress | number> {
-  let exitCode: number | undefined;
-  let resolveExited: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => {
-    resolveExited = resolve;
-  });
-  const exit = ((code: number) => {
-    exitCode ??= code;
-    resolveExited(exitCode);
-  }) as (code: number) => never;
-
-  const shell = (await startProcessShell({
+  const launched = await launchProcessShell({
     role: "ingress",
     schema: ingressSchema,
-    argv: options.argv,
-    ...(options.env ? { env: options.env } : {}),
-    command: "sluice ingress",
     summary: SUMMARY,
     version: VERSION,
-    exit,
-    ...(options.stdout ? { stdout: options.stdout } : {}),
-    ...(options.stderr ? { stderr: options.stderr } : {}),
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  })) as ProcessShell<typeof ingressSchema> | undefined;
-  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+    options,
+  });
+  if (typeof launched === "number") return launched;
+  const { shell, exited } = launched;
 
   const { config, logger, shutdown, readiness } = shell;
   const nowMs = () => performance.now();
@@ -208,6 +189,17 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       }
     });
     const engines = { engines: () => engineView.entries.values() };
+    // The aggregator's cluster view: L1's predicted-TTFT rule, without subscribing to every engine.
+    const clusterLoad = createClusterLoadView();
+    const offClusterLoad = nats.subscribe(`${subjectPrefix}.cluster.load`, (msg) => {
+      try {
+        clusterLoad.receive(msg.data, nowMs());
+      } catch (error) {
+        metrics.droppedMessage("cluster_load");
+        logger.debug({ err: error }, "dropped a malformed cluster.load message");
+      }
+    });
+    closeAll.push(offClusterLoad);
 
     const admission = createAdmissionController({
       ledger,
@@ -224,6 +216,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
           enforcedRevision,
           shadowRevision,
         }),
+      clusterPrediction: clusterLoad.predictionFor,
       nowMs,
     });
     stateSync = createStateSync({
@@ -362,8 +355,6 @@ export const ingressCommand: IngressCommand = {
   name: "ingress",
   summary: SUMMARY,
   async run(argv, env) {
-    const launched = await launchIngress({ argv, ...(env ? { env } : {}) });
-    if (typeof launched === "number") return launched;
-    return launched.exited;
+    return runUntilExit(launchIngress({ argv, ...(env ? { env } : {}) }));
   },
 };

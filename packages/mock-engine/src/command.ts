@@ -5,11 +5,12 @@ import {
   createEtcdSession,
   createNatsClient,
   createPromMetrics,
+  launchProcessShell,
   type ProcessShell,
-  startProcessShell,
+  runUntilExit,
+  type LaunchOptions as SharedLaunchOptions,
   subjects,
 } from "@sluice/runtime";
-import type { DestinationStream } from "pino";
 import { mockEngineSchema } from "./config.js";
 import { MockEngineConfigError } from "./errors.js";
 import { type MockEngine, startMockEngine } from "./mock-engine.js";
@@ -24,14 +25,7 @@ export interface MockEngineCommand {
   run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
 }
 
-export interface LaunchOptions {
-  argv: readonly string[];
-  env?: Readonly<Record<string, string | undefined>>;
-  /** Injected for tests; default process.stdout / stderr / JSON logs on stdout. */
-  stdout?: { write(text: string): unknown };
-  stderr?: { write(text: string): unknown };
-  logDestination?: DestinationStream;
-}
+export type LaunchOptions = SharedLaunchOptions;
 
 /** A started engine process (in this Node process). */
 export interface LaunchedMockEngine {
@@ -124,31 +118,15 @@ function advertisedUrl(config: Config, boundUrl: string, port: number): string {
  * of a handle when it exits during start-up (`--help` → 0, bad settings → 2, start-up failure → 1).
  */
 export async function launchMockEngine(options: LaunchOptions): Promise<LaunchedMockEngine | number> {
-  let exitCode: number | undefined;
-  let resolveExited: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => {
-    resolveExited = resolve;
-  });
-  const exit = ((code: number) => {
-    exitCode ??= code;
-    resolveExited(exitCode);
-  }) as (code: number) => never;
-
-  // With this `exit`, the shell returns (undefined) instead of exiting on --help or a config error.
-  const shell = (await startProcessShell({
+  const launched = await launchProcessShell({
     role: "mock-engine",
     schema: mockEngineSchema,
-    argv: options.argv,
-    ...(options.env ? { env: options.env } : {}),
-    command: "sluice mock-engine",
-    version: VERSION,
     summary: SUMMARY,
-    exit,
-    ...(options.stdout ? { stdout: options.stdout } : {}),
-    ...(options.stderr ? { stderr: options.stderr } : {}),
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  })) as ProcessShell<typeof mockEngineSchema> | undefined;
-  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+    version: VERSION,
+    options,
+  });
+  if (typeof launched === "number") return launched;
+  const { shell, exited } = launched;
 
   const { config, logger, registry, shutdown, readiness } = shell;
   const stderr = options.stderr ?? process.stderr;
@@ -288,8 +266,7 @@ export async function runMockEngine(
   argv: string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const launched = await launchMockEngine({ argv, env });
-  return typeof launched === "number" ? launched : launched.exited;
+  return runUntilExit(launchMockEngine({ argv, env }));
 }
 
 export const mockEngineCommand: MockEngineCommand = {

@@ -19,15 +19,16 @@ import {
   type EtcdSession,
   formatHostPort,
   type GrpcServer,
+  type LaunchOptions,
+  launchProcessShell,
   type NatsHandle,
   openEtcdSession,
   type PolicyWatcher,
   type PrefixWatch,
   type ProcessShell,
-  type ProcessShellOptions,
   protoCodec,
+  runUntilExit,
   startGrpcServer,
-  startProcessShell,
   subjects,
   watchPolicies,
   watchPrefix,
@@ -56,13 +57,7 @@ export interface RouterCommand {
   run(argv: string[], env?: Readonly<Record<string, string | undefined>>): Promise<number>;
 }
 
-export interface LaunchRouterOptions {
-  argv: readonly string[];
-  env?: Readonly<Record<string, string | undefined>>;
-  stdout?: { write(text: string): unknown };
-  stderr?: { write(text: string): unknown };
-  logDestination?: ProcessShellOptions<typeof routerSchema>["logDestination"];
-}
+export type LaunchRouterOptions = LaunchOptions;
 
 /** A started router (in this Node process). */
 export interface LaunchedRouter {
@@ -90,30 +85,15 @@ function advertisedTarget(config: Config, server: GrpcServer): string {
  * during start-up (`--help` → 0, bad settings → 2, start-up failure → 1).
  */
 export async function launchRouter(options: LaunchRouterOptions): Promise<LaunchedRouter | number> {
-  let exitCode: number | undefined;
-  let resolveExited: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => {
-    resolveExited = resolve;
-  });
-  const exit = ((code: number) => {
-    exitCode ??= code;
-    resolveExited(exitCode);
-  }) as (code: number) => never;
-
-  const shell = (await startProcessShell({
+  const launched = await launchProcessShell({
     role: ROLE,
     schema: routerSchema,
-    argv: options.argv,
-    ...(options.env ? { env: options.env } : {}),
-    command: `sluice ${ROLE}`,
-    version: VERSION,
     summary: SUMMARY,
-    exit,
-    ...(options.stdout ? { stdout: options.stdout } : {}),
-    ...(options.stderr ? { stderr: options.stderr } : {}),
-    ...(options.logDestination ? { logDestination: options.logDestination } : {}),
-  })) as ProcessShell<typeof routerSchema> | undefined;
-  if (shell === undefined || exitCode !== undefined) return exitCode ?? 1;
+    version: VERSION,
+    options,
+  });
+  if (typeof launched === "number") return launched;
+  const { shell, exited } = launched;
 
   const { config, logger, shutdown, readiness } = shell;
   const stderr = options.stderr ?? process.stderr;
@@ -564,8 +544,7 @@ export async function runRouter(
   argv: string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const launched = await launchRouter({ argv, env });
-  return typeof launched === "number" ? launched : launched.exited;
+  return runUntilExit(launchRouter({ argv, env }));
 }
 
 export const routerCommand: RouterCommand = { name: "router", summary: SUMMARY, run: runRouter };

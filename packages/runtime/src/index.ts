@@ -165,6 +165,8 @@ export {
   POLICY_REVISION_METRIC,
   watchPolicies,
 } from "./policy-watch.js";
+export type { LaunchedProcessShell, LaunchOptions, LaunchProcessShellOptions } from "./process-launch.js";
+export { launchProcessShell, runUntilExit } from "./process-launch.js";
 export type { ProcessShell, ProcessShellOptions } from "./process-shell.js";
 export { maskUrlCredentials, startProcessShell } from "./process-shell.js";
 export type { Readiness, ReadinessCheck, ReadinessReport, ReadinessResult } from "./readiness.js";
