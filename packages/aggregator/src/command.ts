@@ -14,15 +14,12 @@ import {
 import { ClusterLoadSchema } from "@sluice/proto";
 import {
   campaign,
-  connectNats,
   createPolicyReporting,
-  type EtcdSession,
   type LaunchOptions,
   type Leadership,
   type LeadershipLossReason,
   launchProcessShell,
-  type NatsHandle,
-  openEtcdSession,
+  openSharedState,
   type PolicyWatcher,
   type PrefixWatch,
   protoCodec,
@@ -104,28 +101,15 @@ export async function launchAggregator(
 
   const metrics = createAggregatorMetrics(shell.metrics);
   const names = subjects(config.namespace);
-  let nats: NatsHandle;
-  let session: EtcdSession;
-  try {
-    nats = await connectNats({
-      servers: config.natsUrl,
-      name: `sluice-aggregator-${config.id}`,
-      logger: logger.child({ component: "nats" }),
-    });
-    shutdown.register("close", "nats", () => nats.close());
-    session = await openEtcdSession({
-      endpoints: config.etcdEndpoints,
-      prefix: config.etcdPrefix,
-      leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
-      logger: logger.child({ component: "etcd" }),
-    });
-    // Revoking the lease drops the registration and the election key at once.
-    shutdown.register("release", "etcd-session", () => session.close());
-  } catch (err) {
-    logger.error({ err }, "cannot connect to NATS / etcd");
+  const shared = await openSharedState("aggregator", config, logger);
+  if (shared === undefined) {
     await shutdown.shutdown("start-up failed");
     return 1;
   }
+  const { nats, etcd: session } = shared;
+  shutdown.register("close", "nats", () => nats.close());
+  // Revoking the lease drops the registration and the election key at once.
+  shutdown.register("release", "etcd-session", () => session.close());
 
   // Class shares and KV overcommit per model come from the live policies; a change republishes.
   const policyLogger = logger.child({ component: "policy" });

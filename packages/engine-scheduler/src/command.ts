@@ -10,14 +10,11 @@ import {
 } from "@sluice/core";
 import { Outcome } from "@sluice/proto";
 import {
-  connectNats,
   createPolicyReporting,
   DEFAULT_POLICY_KEY,
-  type EtcdSession,
   type LaunchOptions,
   launchProcessShell,
-  type NatsHandle,
-  openEtcdSession,
+  openSharedState,
   type PolicyWatcher,
   type ProcessShell,
   runUntilExit,
@@ -94,32 +91,12 @@ export async function launchEngineScheduler(
   const workerId = config.workerId === "" ? config.id : config.workerId;
   const engineUrl = config.engineUrl.replace(/\/+$/, "");
 
-  let nats: NatsHandle;
-  let etcd: EtcdSession;
-  try {
-    nats = await connectNats({
-      servers: config.natsUrl,
-      name: `${ROLE}-${config.id}`,
-      logger: logger.child({ component: "nats" }),
-    });
-  } catch (error) {
-    logger.error({ err: error }, "cannot connect to NATS");
+  const shared = await openSharedState(ROLE, config, logger);
+  if (shared === undefined) {
     await shutdown.shutdown("start-up failed");
     return 1;
   }
-  try {
-    etcd = await openEtcdSession({
-      endpoints: config.etcdEndpoints,
-      prefix: config.etcdPrefix,
-      leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
-      logger: logger.child({ component: "etcd" }),
-    });
-  } catch (error) {
-    logger.error({ err: error }, "cannot open the etcd session");
-    await nats.close();
-    await shutdown.shutdown("start-up failed");
-    return 1;
-  }
+  const { nats, etcd } = shared;
 
   // The policy in force for this model (etcd `policies/{model}`, else `_default`, else built-in),
   // applied live: a change rebuilds the decision (live-decision.ts) keeping queued and running requests.

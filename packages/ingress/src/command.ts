@@ -14,6 +14,7 @@ import {
   type GrpcServer,
   type LaunchOptions,
   launchProcessShell,
+  leaseTtlSecOf,
   type ProcessShell,
   runUntilExit,
   startGrpcServer,
@@ -103,7 +104,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     endpoints: config.etcdEndpoints,
     prefix: config.etcdPrefix,
     // etcd grants at least ~2 s whatever is asked, and the session needs whole seconds >= 2.
-    leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
+    leaseTtlSec: leaseTtlSecOf(config.leaseTtlMs),
     logger: logger.child({ component: "etcd" }),
   });
   const closeAll: (() => Promise<void> | void)[] = [];

@@ -6,6 +6,7 @@ import {
   createNatsClient,
   createPromMetrics,
   launchProcessShell,
+  leaseTtlSecOf,
   type ProcessShell,
   runUntilExit,
   type LaunchOptions as SharedLaunchOptions,
@@ -153,7 +154,7 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
     endpoints: config.etcdEndpoints,
     prefix: config.etcdPrefix,
     // etcd grants at least ~2 s whatever is asked, and the session needs whole seconds >= 2.
-    leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
+    leaseTtlSec: leaseTtlSecOf(config.leaseTtlMs),
     logger: logger.child({ component: "etcd" }),
   });
   const subjectNames = subjects(config.namespace);

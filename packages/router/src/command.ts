@@ -13,16 +13,13 @@ import {
   RouterSyncSchema,
 } from "@sluice/proto";
 import {
-  connectNats,
   createPolicyReporting,
   DEFAULT_POLICY_KEY,
-  type EtcdSession,
   formatHostPort,
   type GrpcServer,
   type LaunchOptions,
   launchProcessShell,
-  type NatsHandle,
-  openEtcdSession,
+  openSharedState,
   type PolicyWatcher,
   type PrefixWatch,
   type ProcessShell,
@@ -124,32 +121,12 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     throw error;
   }
 
-  let nats: NatsHandle;
-  let etcd: EtcdSession;
-  try {
-    nats = await connectNats({
-      servers: config.natsUrl,
-      name: `${ROLE}-${config.id}`,
-      logger: logger.child({ component: "nats" }),
-    });
-  } catch (error) {
-    logger.error({ err: error }, "cannot connect to NATS");
+  const shared = await openSharedState(ROLE, config, logger);
+  if (shared === undefined) {
     await shutdown.shutdown("start-up failed");
     return 1;
   }
-  try {
-    etcd = await openEtcdSession({
-      endpoints: config.etcdEndpoints,
-      prefix: config.etcdPrefix,
-      leaseTtlSec: Math.max(2, Math.ceil(config.leaseTtlMs / 1000)),
-      logger: logger.child({ component: "etcd" }),
-    });
-  } catch (error) {
-    logger.error({ err: error }, "cannot open the etcd session");
-    await nats.close();
-    await shutdown.shutdown("start-up failed");
-    return 1;
-  }
+  const { nats, etcd } = shared;
   const closeAll = async (...extra: (() => Promise<unknown>)[]) => {
     await Promise.allSettled([...extra.map((f) => f()), etcd.close(), nats.close()]);
   };

@@ -171,6 +171,8 @@ export type { ProcessShell, ProcessShellOptions } from "./process-shell.js";
 export { maskUrlCredentials, startProcessShell } from "./process-shell.js";
 export type { Readiness, ReadinessCheck, ReadinessReport, ReadinessResult } from "./readiness.js";
 export { createReadiness, DEFAULT_READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
+export type { SharedState, SharedStateConfig } from "./shared-state.js";
+export { leaseTtlSecOf, openSharedState } from "./shared-state.js";
 export type {
   ShutdownHook,
   ShutdownHookContext,
