@@ -33,6 +33,7 @@ import { startIngressPolicies } from "./ingress-policies.js";
 import { createModelSync, type ModelSync } from "./model-sync.js";
 import { startParsedPrefixView } from "./parsed-prefix-view.js";
 import { type ProxyServer, startProxyServer } from "./proxy-server.js";
+import { parseRouterTarget, type RouterSelector, routerSelector } from "./router-selector.js";
 import { createStateSync } from "./state-sync.js";
 
 const SUMMARY = "L1 admission proxy: OpenAI-compatible HTTP front with global in-flight limits";
@@ -140,6 +141,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
 
   let proxy: ProxyServer;
   let grpc: GrpcServer;
+  let selector: RouterSelector;
   try {
     const engineView = startParsedPrefixView<EngineEntry>({
       client: etcd.client,
@@ -158,6 +160,14 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       logger: logger.child({ component: "peers" }),
     });
     closeWatches.push(() => instanceView.close());
+    // Live routers (their leases alive): the engine choice asks one of them when there is any.
+    const routerView = startParsedPrefixView<string>({
+      client: etcd.client,
+      prefix: etcd.keys.instances("router"),
+      parse: (_id, value) => parseRouterTarget(value),
+      logger: logger.child({ component: "routers" }),
+    });
+    closeWatches.push(() => routerView.close());
     const reporting = createPolicyReporting({
       level: "ingress",
       instanceId: config.id,
@@ -178,7 +188,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     });
     closeWatches.push(() => policies.close());
     await Promise.allSettled(
-      [engineView, instanceView, policies].map((view) =>
+      [engineView, instanceView, routerView, policies].map((view) =>
         view.ready(AbortSignal.timeout(STARTUP_SNAPSHOT_WAIT_MS)),
       ),
     ).then((results) => {
@@ -272,6 +282,18 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     closeAll.push(async () => {
       await grpcServer.shutdown(0);
     });
+    const proxyLogger = logger.child({ component: "proxy" });
+    selector = routerSelector({
+      routers: () => [...routerView.entries.values()],
+      fallback: leastInflightSelector(engines),
+      engines,
+      routeTimeoutMs: config.routeTimeoutMs,
+      onFallback: (reason) => metrics.routeFallback(reason),
+      onNotifyFailed: (method) => metrics.routerNotifyFailed(method),
+      logger: proxyLogger,
+    });
+    const routing = selector;
+    closeAll.push(() => routing.close());
     proxy = await startProxyServer({
       host: config.host,
       port: config.port,
@@ -280,12 +302,12 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       defaultMaxTokens: config.defaultMaxTokens,
       trustClassHeader: config.trustClassHeader,
       admission,
-      selector: leastInflightSelector(engines),
+      selector,
       engines,
       policyFor: policies.policyFor,
       metrics,
       events,
-      logger: logger.child({ component: "proxy" }),
+      logger: proxyLogger,
     });
   } catch (error) {
     return abortStart(error);

@@ -2,6 +2,7 @@ import { defineSchema } from "@sluice/runtime";
 import {
   DEFAULT_DEFAULT_MAX_TOKENS,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_STATE_DEBOUNCE_MS,
   DEFAULT_STATE_HEARTBEAT_MS,
   DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -53,6 +54,14 @@ export const ingressSchema = defineSchema({
     minMs: 100,
     description:
       "An engine silent for longer than this (no response bytes) fails the request: 504, or a cut stream.",
+  },
+  "route-timeout": {
+    type: "duration",
+    defaultMs: DEFAULT_ROUTE_TIMEOUT_MS,
+    minMs: 10,
+    maxMs: 60_000,
+    description:
+      "Deadline of one Route call to a router (its hold queue answers within it); no answer → local least-loaded choice.",
   },
   "default-max-tokens": {
     type: "int",

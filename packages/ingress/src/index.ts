@@ -15,7 +15,15 @@ export type { EventSink, IngressEvent } from "./decision-events.js";
 export { natsEventSink, noopEventSink } from "./decision-events.js";
 export type { EngineDirectory, EngineEntry } from "./engine-registry.js";
 export { enginesOf, liveModels, parseEngineRegistration, staticEngineDirectory } from "./engine-registry.js";
-export type { EngineLease, EngineSelector } from "./engine-selector.js";
+export type {
+  EngineLease,
+  EngineSelector,
+  LocalEngineSelector,
+  RoutePrompt,
+  RouterRejection,
+  Selection,
+  SelectQuery,
+} from "./engine-selector.js";
 export { leastInflightSelector } from "./engine-selector.js";
 export { HttpError, IngressConfigError, UpstreamError } from "./errors.js";
 export { endToEndHeaders } from "./hop-by-hop.js";
@@ -55,3 +63,11 @@ export { EVENTS_HEADER, REQUEST_ID_HEADER, startProxyServer } from "./proxy-serv
 export { rejectionBody, rejectionHeaders } from "./rejection-response.js";
 export type { RequestFacts } from "./request-facts.js";
 export { parseRequestFacts } from "./request-facts.js";
+export { chatPromptText, routePromptOf } from "./route-prompt.js";
+export type {
+  RouteFallbackReason,
+  RouterClient,
+  RouterSelector,
+  RouterSelectorOptions,
+} from "./router-selector.js";
+export { CACHED_TOKENS_HEADER, parseRouterTarget, routerSelector } from "./router-selector.js";

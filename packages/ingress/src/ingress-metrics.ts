@@ -11,6 +11,10 @@ export interface IngressMetrics {
   inflight(scope: "local" | "global", requests: number, kvBlocks: number): void;
   sync(peers: number, lagSeconds: number, synced: boolean): void;
   droppedMessage(kind: string): void;
+  /** An engine chosen locally because no router could place the request. */
+  routeFallback(reason: string): void;
+  /** A MarkPrefillDone or Release to the router that failed (the router's load is then stale). */
+  routerNotifyFailed(method: string): void;
 }
 
 const DECISION_BUCKETS_S = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2];
@@ -65,7 +69,19 @@ export function createIngressMetrics(metrics: Metrics): IngressMetrics {
     help: "Malformed NATS messages or etcd values dropped.",
     labelNames: ["kind"],
   });
+  const fallbacks = metrics.counter({
+    name: "sluice_ingress_route_fallbacks_total",
+    help: "Requests whose engine was chosen locally (least in flight) instead of by a router, by reason.",
+    labelNames: ["reason"],
+  });
+  const notifyFailures = metrics.counter({
+    name: "sluice_ingress_router_notify_failures_total",
+    help: "MarkPrefillDone / Release calls to the router that failed.",
+    labelNames: ["method"],
+  });
   return {
+    routeFallback: (reason) => fallbacks.inc(1, { reason }),
+    routerNotifyFailed: (method) => notifyFailures.inc(1, { method }),
     admitted: (model, requestClass) => admitted.inc(1, { model, class: requestClass }),
     rejected: (model, requestClass, reason) => rejected.inc(1, { model, class: requestClass, reason }),
     httpError: (status, code) => httpErrors.inc(1, { status, code }),

@@ -8,3 +8,7 @@ export const DEFAULT_DEFAULT_MAX_TOKENS = 256;
 export const DEFAULT_STATE_DEBOUNCE_MS = 1;
 /** Peers are dropped after 3 silent heartbeats (3 s), inside the default 5 s lease TTL. */
 export const DEFAULT_STATE_HEARTBEAT_MS = 1_000;
+/** Deadline of one Route call to a router. */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 500;
+/** Deadline of the fire-and-forget MarkPrefillDone / Release calls. */
+export const DEFAULT_ROUTER_NOTIFY_TIMEOUT_MS = 1_000;

@@ -12,17 +12,25 @@ import { classify } from "./classify.js";
 import type { EventSink } from "./decision-events.js";
 import type { EngineDirectory } from "./engine-registry.js";
 import { enginesOf, liveModels } from "./engine-registry.js";
-import type { EngineLease, EngineSelector } from "./engine-selector.js";
+import type { EngineLease, EngineSelector, Selection } from "./engine-selector.js";
 import { HttpError } from "./errors.js";
 import { endToEndHeaders } from "./hop-by-hop.js";
 import type { TerminalOutcome } from "./inflight-ledger.js";
 import type { IngressMetrics } from "./ingress-metrics.js";
 import type { PolicyInForce } from "./ingress-policies.js";
-import { rejectionBody, rejectionHeaders } from "./rejection-response.js";
+import {
+  rejectionBody,
+  rejectionHeaders,
+  retryAfterHeaders,
+  routerRejectionBody,
+} from "./rejection-response.js";
 import { type ApiKind, parseRequestFacts, type RequestFacts } from "./request-facts.js";
+import { routePromptOf } from "./route-prompt.js";
 
 export const EVENTS_HEADER = "x-sluice-events";
 export const REQUEST_ID_HEADER = "x-request-id";
+/** Time the request spent in Sluice before reaching the engine (admission, routing, holding). */
+export const ELAPSED_HEADER = "x-sluice-elapsed-ms";
 
 export interface ProxyLogger {
   warn(fields: object, message: string): void;
@@ -125,9 +133,10 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       });
     }
     if (req.method !== "POST") throw methodNotAllowed(req.method);
+    const arrivedMs = performance.now();
     const body = await readBoundedBody(req, options.maxBodyBytes);
-    const { facts } = parseRequestFacts(kind, body.toString("utf8"));
-    await proxyRequest(req, res, url, body, facts);
+    const { facts, json } = parseRequestFacts(kind, body.toString("utf8"));
+    await proxyRequest(req, res, url, body, facts, json, arrivedMs);
   };
 
   const proxyRequest = async (
@@ -136,6 +145,8 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     path: string,
     body: Buffer,
     facts: RequestFacts,
+    json: Record<string, unknown>,
+    arrivedMs: number,
   ) => {
     const requestId = headerRequestId(req) ?? randomUUID();
     const engines = enginesOf(options.engines, facts.model);
@@ -206,8 +217,10 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       options.events.emit({ ...base, outcome, ...(lease ? { workerId: lease.engine.workerId } : {}) });
     };
     // Client went away (mid-body, before the answer or mid-stream): cancel upstream, release.
+    const clientGone = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) {
+        clientGone.abort();
         upstreamReq?.destroy();
         finish("cancelled");
       }
@@ -224,8 +237,61 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     }
 
     const tried = new Set<string>();
+    const prompt = routePromptOf(facts.kind, json);
     const attempt = (previousError?: NodeJS.ErrnoException) => {
-      lease = options.selector.select(facts.model, tried);
+      // A retry is a new placement: its own id, so it never collides with the first one's release.
+      const routeId = tried.size === 0 ? requestId : `${requestId}/retry-${tried.size}`;
+      options.selector
+        .select({
+          requestId: routeId,
+          model: facts.model,
+          requestClass,
+          maxTokens: facts.maxTokens ?? options.defaultMaxTokens,
+          prompt,
+          exclude: tried,
+          signal: clientGone.signal,
+        })
+        .then(
+          (selection) => forward(selection, previousError),
+          (error: unknown) => {
+            options.logger.warn({ err: error, requestId }, "engine selection failed");
+            finish("failed");
+            sendError(
+              res,
+              new HttpError(
+                "engine selection failed",
+                { status: 500, type: "server_error", code: "internal_error" },
+                { cause: error },
+              ),
+            );
+          },
+        );
+    };
+    const forward = (selection: Selection, previousError?: NodeJS.ErrnoException) => {
+      if (slot.released) {
+        // The client left while the engine was being chosen.
+        if (selection.kind === "engine") selection.lease.done();
+        return;
+      }
+      if (selection.kind === "rejected") {
+        const { rejection } = selection;
+        finish("failed");
+        options.metrics.httpError(429, rejection.reason);
+        const payload = JSON.stringify(routerRejectionBody(rejection));
+        if (res.headersSent) {
+          if (!res.writableEnded) res.end(`event: error\ndata: ${payload}\n\n`);
+          return;
+        }
+        res.writeHead(429, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(payload),
+          [REQUEST_ID_HEADER]: requestId,
+          ...retryAfterHeaders(rejection.retryAfterMs),
+        });
+        res.end(payload);
+        return;
+      }
+      lease = selection.kind === "engine" ? selection.lease : undefined;
       if (!lease && previousError) {
         finish("failed");
         sendError(res, upstreamFailed(previousError));
@@ -249,6 +315,9 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       const headers = endToEndHeaders(req.headers, SKIP_REQUEST_HEADERS);
       headers["content-length"] = body.length;
       headers[REQUEST_ID_HEADER] = requestId;
+      headers[ELAPSED_HEADER] = String(Math.max(0, Math.round(performance.now() - arrivedMs)));
+      for (const [name, value] of Object.entries(lease.headers ?? {})) headers[name] = value;
+      const placed = lease;
       const target = new URL(path, `${engine.url}/`);
       const upstream = http.request(target, { method: "POST", headers, agent });
       upstreamReq = upstream;
@@ -282,6 +351,8 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       });
       upstream.on("response", (upstreamRes) => {
         responded = true;
+        // Attached in the same tick as the pipe below, so no bytes are missed by either.
+        upstreamRes.once("data", () => placed.firstToken?.());
         const status = upstreamRes.statusCode ?? 502;
         upstreamRes.on("aborted", () => {
           if (slot.released) return;
@@ -382,7 +453,14 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
 }
 
 // Recomputed or replaced for the upstream hop.
-const SKIP_REQUEST_HEADERS: ReadonlySet<string> = new Set(["host", "content-length", EVENTS_HEADER]);
+// Sluice's own hints are set by the ingress alone: a client's copy is dropped, never trusted.
+const SKIP_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "content-length",
+  EVENTS_HEADER,
+  ELAPSED_HEADER,
+  "x-sluice-cached-tokens",
+]);
 
 function methodNotAllowed(method: string | undefined): HttpError {
   return new HttpError(`method ${method ?? "?"} is not allowed here`, {

@@ -3,11 +3,12 @@
 // honour `retry-after-ms` — and an OpenAI-shaped body with Sluice's numbers beside it.
 
 import type { Rejection } from "./admission-controller.js";
+import type { RouterRejection } from "./engine-selector.js";
 
 export interface RejectionBody {
   error: { message: string; type: "rate_limit_error" | "service_unavailable"; param: null; code: string };
   sluice: {
-    level: "ingress";
+    level: "ingress" | "router";
     reason: string;
     class: string;
     observed: number;
@@ -49,8 +50,33 @@ export function rejectionBody(rejection: Rejection): RejectionBody {
 }
 
 export function rejectionHeaders(rejection: Rejection): Record<string, string> {
+  return retryAfterHeaders(rejection.retryAfterMs);
+}
+
+/** A rejection by the router (L2) after L1 admitted the request: the same 429 shape, level `router`. */
+export function routerRejectionBody(rejection: RouterRejection): RejectionBody {
+  const detail = rejection.message === "" ? rejection.reason : rejection.message;
   return {
-    "retry-after": String(Math.max(1, Math.ceil(rejection.retryAfterMs / 1000))),
-    "retry-after-ms": String(rejection.retryAfterMs),
+    error: {
+      message: `Sluice router rejected the ${rejection.requestClass} request: ${detail}; retry after ${rejection.retryAfterMs} ms`,
+      type: "rate_limit_error",
+      param: null,
+      code: rejection.reason,
+    },
+    sluice: {
+      level: "router",
+      reason: rejection.reason,
+      class: rejection.requestClass,
+      observed: rejection.observed,
+      limit: rejection.limit,
+      retry_after_ms: rejection.retryAfterMs,
+    },
+  };
+}
+
+export function retryAfterHeaders(retryAfterMs: number): Record<string, string> {
+  return {
+    "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+    "retry-after-ms": String(retryAfterMs),
   };
 }
