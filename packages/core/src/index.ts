@@ -157,6 +157,9 @@ export type {
   TenantMapping,
 } from "./policy/types.js";
 export { withPolicyDefaults } from "./policy/with-defaults.js";
+// Chat template shared by the mock engine, the router and the ingress
+export type { ChatMessage } from "./prompt/chat-template.js";
+export { applyChatTemplate } from "./prompt/chat-template.js";
 // L2 router: prefix index, predicted load, hold queue, selection (packages/core/src/router)
 export { RouterConfigError, RouterInputError } from "./router/errors.js";
 export type {

@@ -63,7 +63,7 @@ export { EVENTS_HEADER, REQUEST_ID_HEADER, startProxyServer } from "./proxy-serv
 export { rejectionBody, rejectionHeaders } from "./rejection-response.js";
 export type { RequestFacts } from "./request-facts.js";
 export { parseRequestFacts } from "./request-facts.js";
-export { chatPromptText, routePromptOf } from "./route-prompt.js";
+export { routePromptOf } from "./route-prompt.js";
 export type {
   RouteFallbackReason,
   RouterClient,

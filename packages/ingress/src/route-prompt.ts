@@ -2,18 +2,9 @@
 // will tokenize. Chat messages are rendered with the engine's template so that the router's block
 // hashes match the ones the engine publishes in its KV events.
 
+import { applyChatTemplate } from "@sluice/core";
 import type { RoutePrompt } from "./engine-selector.js";
 import type { ApiKind } from "./request-facts.js";
-
-/**
- * Local copy of `chatPromptText` from `@sluice/router` (the mock engine's ChatML template): the
- * ingress must not depend on the router package just for this one line. Keep the two identical.
- */
-export function chatPromptText(messages: readonly { role: string; content: string }[]): string {
-  let text = "";
-  for (const message of messages) text += `<|im_start|>${message.role}\n${message.content}<|im_end|>\n`;
-  return `${text}<|im_start|>assistant\n`;
-}
 
 /** Undefined when the request has no single routable prompt (batches, multi-part chat content). */
 export function routePromptOf(kind: ApiKind, json: Record<string, unknown>): RoutePrompt | undefined {
@@ -35,5 +26,5 @@ export function routePromptOf(kind: ApiKind, json: Record<string, unknown>): Rou
     if (typeof role !== "string" || typeof content !== "string") return undefined;
     plain.push({ role, content });
   }
-  return { text: chatPromptText(plain) };
+  return { text: applyChatTemplate(plain) };
 }

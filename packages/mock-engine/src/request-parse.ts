@@ -1,4 +1,4 @@
-import { applyChatTemplate, type ChatMessage } from "./chat-template.js";
+import { applyChatTemplate, type ChatMessage } from "@sluice/core";
 import { ApiError, invalidParam } from "./errors.js";
 import type { Tokenizer } from "./tokenizer.js";
 

@@ -2,16 +2,12 @@
 // tokenizes it (js-tiktoken cl100k_base, no special tokens), so a shared text prefix yields the same
 // block hashes the engine published in its KV events. Chat requests must arrive as the templated
 // text the engine sees (`chatPromptText`), or as token ids.
-import { computeBlockHashes } from "@sluice/core";
+import { applyChatTemplate, computeBlockHashes } from "@sluice/core";
 import { cl100kTokenizer, type Tokenizer } from "@sluice/mock-engine";
 import { RouteRequestError } from "./errors.js";
 
-/** Same ChatML-style template as `sluice mock-engine` (its `chat-template.ts`, not exported there). */
-export function chatPromptText(messages: readonly { role: string; content: string }[]): string {
-  let text = "";
-  for (const message of messages) text += `<|im_start|>${message.role}\n${message.content}<|im_end|>\n`;
-  return `${text}<|im_start|>assistant\n`;
-}
+/** The engine's chat template (one copy, in `@sluice/core`): chat prompts hash as the engine sees them. */
+export const chatPromptText = applyChatTemplate;
 
 export interface PromptInput {
   tokenIds?: readonly number[] | undefined;

@@ -1,5 +1,7 @@
 /**
- * A minimal ChatML-style template. Real engines apply the model's own Jinja template; any
+ * The chat template of `sluice mock-engine`, shared with the router and the ingress: the router
+ * hashes the same text the engine tokenizes, so prefix overlap is only found if all three agree —
+ * which is why there is exactly one copy. A minimal ChatML-style template. Real engines apply the model's own Jinja template; any
  * fixed template serves the mock as long as it is deterministic and puts the conversation in
  * order, so that multi-turn chats sharing history share a token (and KV block) prefix.
  */
