@@ -85,6 +85,23 @@ export function timeEach(n: number, warmup: number, fn: (i: number) => void): nu
   return out.sort((a, b) => a - b);
 }
 
+/**
+ * The machine's own tail: a fixed ~`workUs` µs loop (no allocation, no memory traffic) timed exactly
+ * like the calls under test. Its p99 above its p50 is what scheduling, interrupts and neighbours add
+ * to any call at that moment, so a latency tail can be judged against it in the same run.
+ */
+export function noiseFloor(n = 20_000): { p50: number; p99: number } {
+  const data = new Float64Array(4096).map((_, i) => i);
+  let sink = 0;
+  const d = timeEach(n, 1000, () => {
+    let s = 0;
+    for (let i = 0; i < data.length; i++) s += data[i]!;
+    sink += s;
+  });
+  if (sink === 0) throw new Error("unreachable");
+  return { p50: percentile(d, 0.5), p99: percentile(d, 0.99) };
+}
+
 /** Where the numbers come from, including how busy the machine was (shared CI boxes are noisy). */
 export function environment(): string {
   const load = loadavg()

@@ -3,9 +3,9 @@
 // `reevaluate` pass over the queue. Target (DESIGN §1): p99 < 50 µs per decision.
 // Run: node --conditions=sluice-src --import tsx bench/l3-decision.ts [--ops N]
 // (plain `node --import tsx bench/l3-decision.ts` works too after `npx tsc -b`, from packages/core/dist).
-import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { createEngineDecision, DEFAULT_ENGINE_DECISION_OPTIONS, type EngineDecision } from "@sluice/core";
+import { machineDescription, measuredAt, writeResultsSection } from "./results-section.js";
 
 /** The built-in classes (critical, standard, sheddable) that the decision defaults to. */
 const BUILT_IN_CLASSES = DEFAULT_ENGINE_DECISION_OPTIONS.classes;
@@ -145,17 +145,23 @@ const offer = benchOffer();
 const release = benchRelease();
 const reevaluate = benchReevaluate();
 const fmt = (v: number) => toUs(v).toFixed(2);
-const verdict = (p99Ns: number) => (toUs(p99Ns) < 50 ? "✅" : "❌");
+const verdict = (p99Ns: number) => (toUs(p99Ns) < 50 ? "yes" : "**no**");
 const perRequest = (ns: number) => ns / depth;
-console.log(
-  `<!-- ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)} -->`,
-);
-console.log(`| L3 decision (${depth} queued) | p50 µs | p99 µs | target p99 < 50 µs |`);
-console.log("|---|---|---|---|");
-console.log(`| arrival (\`offer\`) | ${fmt(offer.p50)} | ${fmt(offer.p99)} | ${verdict(offer.p99)} |`);
-console.log(
-  `| release (\`nextAdmission\`, ITL guard) | ${fmt(release.p50)} | ${fmt(release.p99)} | ${verdict(release.p99)} |`,
-);
-console.log(
-  `| \`reevaluate\`, per queued request (one pass re-decides all ${depth}: p50 ${fmt(reevaluate.p50)} µs, p99 ${fmt(reevaluate.p99)} µs per pass) | ${fmt(perRequest(reevaluate.p50))} | ${fmt(perRequest(reevaluate.p99))} | ${verdict(perRequest(reevaluate.p99))} |`,
-);
+const args = process.argv.slice(2).join(" ");
+const markdown = `## L3 decision cost (\`bench/l3-decision.ts\`)
+
+Command: \`node --conditions=sluice-src --import tsx bench/l3-decision.ts${args === "" ? "" : ` ${args}`}\`
+(${measuredAt()}; ${machineDescription()}).
+
+One core decision (\`createEngineDecision\`, built-in classes) with ${depth} requests queued behind a full
+64-slot engine, online models warmed with 500 observations; ${ops} timed calls per operation after two
+untimed warm-up passes (\`process.hrtime.bigint\` around each call). Target (DESIGN §1): p99 < 50 µs per decision.
+
+| L3 decision (${depth} queued) | p50 µs | p99 µs | target met |
+|---|---|---|---|
+| arrival (\`offer\`) | ${fmt(offer.p50)} | ${fmt(offer.p99)} | ${verdict(offer.p99)} |
+| release (\`nextAdmission\`, ITL guard) | ${fmt(release.p50)} | ${fmt(release.p99)} | ${verdict(release.p99)} |
+| \`reevaluate\`, per queued request (one pass re-decides all ${depth}: p50 ${fmt(reevaluate.p50)} µs, p99 ${fmt(reevaluate.p99)} µs per pass) | ${fmt(perRequest(reevaluate.p50))} | ${fmt(perRequest(reevaluate.p99))} | ${verdict(perRequest(reevaluate.p99))} |
+`;
+console.log(markdown);
+writeResultsSection("l3-decision", markdown);

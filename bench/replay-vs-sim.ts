@@ -1,14 +1,17 @@
-// Real-time replay vs the simulator on the same trace slice (issue 8 item 3). Starts `sluice up` (no demo, no
-// ingress, no router/aggregator, no engine-schedulers: N bare mock engines at a speed-up, so the stack
-// enforces no admission and the matching simulator policy is `none`), replays the slice against the engines
-// with `sluice replay`'s library, runs `sluice sim` on the same slice with the same engine count, engine
-// model and policy, and prints both reports, the client's own lateness, and the goodput difference as a
-// markdown section (it does not edit bench/RESULTS.md).
+// Real-time replay vs the simulator on the same trace slice (issue 8 item 3). Starts `sluice up` and replays
+// the slice against it with `sluice replay`'s library, runs `sluice sim` on the same slice with the same
+// engine count, engine model and the matching policy, and prints both reports, the client's own lateness
+// and the goodput difference; writes section `replay-vs-sim-<stack>` of bench/RESULTS.md.
+//   --stack engines: N bare mock engines at a speed-up, no admission anywhere; simulator policy `none`.
+//   --stack full:    the whole stack — ingress (L1), router (L2), aggregator, one engine-scheduler (L3)
+//                    per mock engine — replayed through the ingress; simulator policy `sluice-l1l2l3`.
+//                    Runs at speed-up 1: the live levels decide in wall-clock time against objectives
+//                    in wall-clock milliseconds, so any speed-up would loosen them relative to the sim.
 //
 // Run (after `npx tsc -b`, which builds the `sluice up` it starts):
 //   node --conditions=sluice-src --import tsx bench/replay-vs-sim.ts \
-//     [--trace FILE] [--engines 2] [--speedup 5] [--duration 120s] [--rate-scale 0.6] [--seed 1]
-//     [--max-client-lag-ms 100]  (client-bottleneck threshold, engine ms, as `sluice replay`'s)
+//     [--stack engines|full] [--trace FILE] [--engines 2] [--speedup 5] [--duration 120s] [--rate-scale 0.6]
+//     [--seed 1] [--max-client-lag-ms 100]  (client-bottleneck threshold, engine ms, as `sluice replay`'s)
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,10 +20,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { DEFAULT_REPLAY_OPTIONS, runReplay, summarizeReplay } from "@sluice/replay";
 import { formatReportTable, parseDurationMs, readTraceFile, type SimJsonRow, simCommand } from "@sluice/sim";
-import { machine, TRACES_DIR } from "./sim-common.js";
+import { machineDescription, measuredAt, writeResultsSection } from "./results-section.js";
+import { TRACES_DIR } from "./sim-common.js";
 
 const { values } = parseArgs({
   options: {
+    stack: { type: "string", default: "engines" },
     trace: { type: "string", default: join(TRACES_DIR, "mooncake_synthetic.jsonl") },
     engines: { type: "string", default: "2" },
     speedup: { type: "string", default: "5" },
@@ -30,6 +35,11 @@ const { values } = parseArgs({
     "max-client-lag-ms": { type: "string", default: String(DEFAULT_REPLAY_OPTIONS.maxClientLagMs) },
   },
 });
+if (values.stack !== "engines" && values.stack !== "full")
+  throw new Error(`--stack must be engines or full, got ${values.stack}`);
+const fullStack = values.stack === "full";
+if (fullStack && values.speedup !== "1" && !process.argv.includes("--speedup")) values.speedup = "1"; // see the header: the live levels' objectives are wall-clock
+const simPolicy = fullStack ? "sluice-l1l2l3" : "none";
 const tracePath = values.trace;
 const engines = Number(values.engines);
 const speedup = Number(values.speedup);
@@ -58,11 +68,9 @@ async function startStack(stateFile: string): Promise<{ child: ChildProcess; tar
     String(engines),
     "--speedup",
     String(speedup),
-    "--no-engine-schedulers",
-    "--routers",
-    "0",
-    "--aggregators",
-    "0",
+    ...(fullStack
+      ? ["--engine-schedulers", "--routers", "1", "--aggregators", "1", "--ingresses", "1"]
+      : ["--no-engine-schedulers", "--routers", "0", "--aggregators", "0", "--ingresses", "0"]),
     "--log-level",
     "warn",
   ];
@@ -113,7 +121,7 @@ async function simulate(): Promise<SimJsonRow> {
     "--seed",
     String(seed),
     "--policy",
-    "none",
+    simPolicy,
     "--json",
   ];
   const code = await simCommand.run(argv, {
@@ -168,17 +176,24 @@ const diff =
     : `${pct(replayGoodput, simRow.goodput_rps)} (replay ${replayGoodput} vs sim ${simRow.goodput_rps} req/s; target within ±10%)`;
 const tableRow = { ...row, goodput_rps: replayGoodput ?? Number.NaN };
 const command =
-  `node --conditions=sluice-src --import tsx bench/replay-vs-sim.ts --trace ${tracePath} --engines ${engines} ` +
+  `node --conditions=sluice-src --import tsx bench/replay-vs-sim.ts --stack ${values.stack} --trace ${tracePath} --engines ${engines} ` +
   `--speedup ${speedup} --duration ${values.duration} --rate-scale ${rateScale} --seed ${seed} --max-client-lag-ms ${maxClientLagMs}`;
-process.stdout.write(`### Real-time replay vs simulator (\`bench/replay-vs-sim.ts\`)
-
-Command: \`${command}\` — ${new Date().toISOString().slice(0, 10)}, ${machine()}; replay wall time ${replayWallS.toFixed(0)} s.
-
-Stack: \`sluice up --no-demo --engines ${engines} --speedup ${speedup} --no-engine-schedulers --routers 0 --aggregators 0\`
+const stackText = fullStack
+  ? `Stack: \`sluice up --no-demo --engines ${engines} --speedup ${speedup} --engine-schedulers --routers 1 --aggregators 1 --ingresses 1\`
+(mock engines with the simulator's default engine model, each behind an engine-scheduler; router; aggregator; one
+ingress; every level on its default policy), replayed through the ingress; \`SLUICE_MAX_MODEL_LEN=${MAX_MODEL_LEN}\` so no
+prompt is refused for length. The simulator runs \`--policy sluice-l1l2l3\`: the same core decisions with the same default
+policy, an instantaneous network and a ${"10 ms"} load-snapshot delay.`
+  : `Stack: \`sluice up --no-demo --engines ${engines} --speedup ${speedup} --no-engine-schedulers --routers 0 --aggregators 0 --ingresses 0\`
 (mock engines with the simulator's default engine model; \`SLUICE_MAX_MODEL_LEN=${MAX_MODEL_LEN}\` so no prompt is refused
 for length, as the simulator refuses none). No level enforces admission in this stack, so the simulator runs \`--policy none\`.
 The replay client spreads requests over the engines by its own least-in-flight count, the simulator by least
-believed load (snapshot + routed): both are least-loaded placement without prefix awareness.
+believed load (snapshot + routed): both are least-loaded placement without prefix awareness.`;
+const markdown = `### Real-time replay vs simulator, ${fullStack ? "full stack" : "bare engines"} (\`bench/replay-vs-sim.ts --stack ${values.stack}\`)
+
+Command: \`${command}\` — ${measuredAt()}, ${machineDescription()}; replay wall time ${replayWallS.toFixed(0)} s.
+
+${stackText}
 
 Time: engine time = wall time × ${speedup}. A request due at trace time t (ms, after \`--rate-scale\`) is sent at wall
 time t / ${speedup}; every client-measured duration (TTFT from the due time, token gaps, mean ITL) is multiplied by
@@ -195,6 +210,9 @@ ${client.verdict ?? ""}
 
 **Goodput difference (replay − sim) / sim: ${diff}.** SLO attainment of admitted: replay
 ${(row.slo_attainment_admitted * 100).toFixed(1)}% vs sim ${(simRow.slo_attainment_admitted * 100).toFixed(1)}%;
+rejected: replay ${((row.rejected_fraction ?? 0) * 100).toFixed(1)}% vs sim ${((simRow.rejected_fraction ?? 0) * 100).toFixed(1)}%;
 TTFT p50 ${pct(row.ttft_p50_ms, simRow.ttft_p50_ms)}, p99 ${pct(row.ttft_p99_ms, simRow.ttft_p99_ms)};
 ITL p50 ${pct(row.itl_p50_ms, simRow.itl_p50_ms)}.
-`);
+`;
+process.stdout.write(markdown);
+writeResultsSection(`replay-vs-sim-${values.stack}`, markdown);

@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type SimJsonRow, simCommand } from "@sluice/sim";
-import { machine, RESULTS_FILE, TRACES_DIR } from "./sim-common.js";
+import { writeResultsSection } from "./results-section.js";
+import { machine, TRACES_DIR } from "./sim-common.js";
 import { SIM_LEVELS_NOTES } from "./sim-levels-notes.js";
 
 const TRACES = ["mooncake_conversation.jsonl", "mooncake_synthetic.jsonl", "azure_code_2023.csv"];
@@ -26,8 +27,6 @@ const POLICIES = [
   "sluice-l1l2l3",
 ];
 const MULTIPLIERS = "2,4";
-const BEGIN = "<!-- sim-levels:begin -->";
-const END = "<!-- sim-levels:end -->";
 
 interface TraceRun {
   trace: string;
@@ -127,18 +126,6 @@ function traceSection(run: TraceRun): string {
   return lines.join("\n");
 }
 
-function writeSection(markdown: string): void {
-  const section = `${BEGIN}\n${markdown.trim()}\n${END}`;
-  const current = readFileSync(RESULTS_FILE, "utf8");
-  const start = current.indexOf(BEGIN);
-  const end = current.indexOf(END);
-  const next =
-    start >= 0 && end > start
-      ? `${current.slice(0, start)}${section}${current.slice(end + END.length)}`
-      : `${current.trimEnd()}\n\n${section}\n`;
-  writeFileSync(RESULTS_FILE, next);
-}
-
 function report(notes: string): void {
   const runs = TRACES.filter((t) => existsSync(jsonPath(t))).map(
     (t) => JSON.parse(readFileSync(jsonPath(t), "utf8")) as TraceRun,
@@ -156,7 +143,7 @@ function report(notes: string): void {
     `Regenerate: \`node --conditions=sluice-src --import tsx bench/sim-levels.ts\` (or per trace with`,
     "`--trace NAME`, then `--report`).",
   ].join("\n");
-  writeSection([header, ...runs.map(traceSection), notes].join("\n\n"));
+  writeResultsSection("sim-levels", [header, ...runs.map(traceSection), notes].join("\n\n"));
 }
 
 const args = process.argv.slice(2);

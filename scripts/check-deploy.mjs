@@ -1,22 +1,27 @@
 #!/usr/bin/env node
-// Validates the deployment artifacts under deploy/ with what exists offline:
+// Validates the deployment artifacts under deploy/ with what exists offline (run by `npm test`):
 //   1. every YAML file parses, the Grafana dashboard is well-formed JSON;
-//   2. the kustomize base and overlays build (`kubectl kustomize` / `kustomize build`), and the rendered
-//      manifests pass Sluice's own rules: every `sluice <command>` flag, config-file key and SLUICE_*
-//      variable exists in that command's --help; probes hit /healthz and /readyz on the admin port;
-//      resources, non-root securityContext, grace period above --shutdown-timeout; Services and
-//      PodDisruptionBudgets select a workload; referenced ConfigMaps exist;
+//   2. the kustomize base and overlays are rendered by this script (the kustomize subset the manifests
+//      use; anything else fails) and, when kubectl or kustomize is installed, by kustomize too — the two
+//      renderings must agree; every rendered object is validated against the Kubernetes OpenAPI schemas
+//      (npm package `kubernetes-models`) and against Sluice's own rules: every `sluice <command>` flag,
+//      config-file key and SLUICE_* variable exists in that command's --help; probes hit /healthz and
+//      /readyz on the admin port; resources, non-root securityContext, grace period above
+//      --shutdown-timeout; Services and PodDisruptionBudgets select a workload; ConfigMaps exist;
 //   3. `promtool check rules`, `promtool test rules` and `promtool check config` (Debian package
 //      `prometheus`);
 //   4. every metric name in the alert rules, their tests and the dashboard is defined in packages/*/src.
-// A missing tool is reported as SKIP with the reason (never a silent pass); with --require-tools (CI)
-// a SKIP fails the run. Exit code 0 = no failure, 1 = failures, 2 = usage.
+// A missing promtool is reported as SKIP with the reason (never a silent pass); with --require-tools
+// (npm test) a SKIP fails the run. Exit code 0 = no failure, 1 = failures, 2 = usage.
 //   node scripts/check-deploy.mjs [--require-tools]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from "yaml";
+
+const require = createRequire(import.meta.url);
 
 const root = new URL("..", import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -112,23 +117,186 @@ const kustomizeBin = which("kustomize");
 const helpCache = new Map();
 
 for (const dir of kustomizations) {
+  // Rendered offline by this script (the subset of kustomize Sluice's manifests use), so a machine
+  // without kubectl — CI — still validates everything; with kubectl the two renderings must agree.
   let rendered;
-  if (kubectl !== undefined || kustomizeBin !== undefined) {
-    const r = kubectl !== undefined ? run(kubectl, ["kustomize", dir]) : run(kustomizeBin, ["build", dir]);
-    if (r.status !== 0) {
-      fail(`kustomize build ${rel(dir)}`, r.out.trim());
-      continue;
-    }
-    ok(`kustomize build ${rel(dir)} (${kubectl !== undefined ? "kubectl kustomize" : "kustomize"})`);
-    rendered = parseAllDocuments(r.stdout).map((d) => d.toJS());
-  } else {
-    skip(`kustomize build ${rel(dir)}`, "neither kubectl nor kustomize is on PATH");
+  try {
+    rendered = renderKustomization(dir);
+    ok(`render ${rel(dir)} offline (${rendered.length} resources)`);
+  } catch (err) {
+    fail(`render ${rel(dir)} offline`, err instanceof Error ? err.message : String(err));
     continue;
   }
-  checkManifests(rel(dir), rendered.filter(Boolean));
+  if (kubectl !== undefined || kustomizeBin !== undefined) {
+    const r = kubectl !== undefined ? run(kubectl, ["kustomize", dir]) : run(kustomizeBin, ["build", dir]);
+    if (r.status !== 0) fail(`kustomize build ${rel(dir)}`, r.out.trim());
+    else {
+      const official = parseAllDocuments(r.stdout)
+        .map((d) => d.toJS())
+        .filter(Boolean);
+      const diff = compareRenderings(official, rendered);
+      if (diff === undefined)
+        ok(
+          `kustomize build ${rel(dir)} (${kubectl !== undefined ? "kubectl kustomize" : "kustomize"}) = offline rendering`,
+        );
+      else fail(`kustomize build ${rel(dir)} vs offline rendering`, diff);
+    }
+  }
+  validateSchemas(rel(dir), rendered);
+  checkManifests(rel(dir), rendered);
 }
-if (kubectl === undefined && kustomizeBin === undefined) {
-  skip("rendered-manifest rules", "they run on kustomize output, and no kustomize is installed");
+
+/**
+ * The kustomize features Sluice's manifests use — resources (files and directories), namespace,
+ * labels (pairs / includeSelectors / includeTemplates), configMapGenerator (files, envs, literals,
+ * behavior merge), images, replicas — applied in kustomize's order (bases first). Any other field
+ * fails loudly instead of being ignored. Generated ConfigMaps keep their plain name (kustomize adds
+ * a content hash and rewrites references; compareRenderings strips it).
+ */
+function renderKustomization(dir) {
+  const k = parseYaml(readFileSync(join(dir, "kustomization.yaml"), "utf8")) ?? {};
+  const supported = new Set([
+    "apiVersion",
+    "kind",
+    "namespace",
+    "labels",
+    "resources",
+    "configMapGenerator",
+    "images",
+    "replicas",
+  ]);
+  for (const key of Object.keys(k)) {
+    if (!supported.has(key))
+      throw new Error(`${rel(dir)}/kustomization.yaml: field "${key}" is not supported offline`);
+  }
+  const out = [];
+  for (const entry of k.resources ?? []) {
+    const p = join(dir, entry);
+    if (statSync(p).isDirectory()) out.push(...renderKustomization(p));
+    else
+      out.push(
+        ...parseAllDocuments(readFileSync(p, "utf8"))
+          .map((d) => d.toJS())
+          .filter(Boolean),
+      );
+  }
+  for (const gen of k.configMapGenerator ?? []) {
+    const data = {};
+    for (const f of gen.files ?? []) data[f.split("/").at(-1)] = readFileSync(join(dir, f), "utf8");
+    for (const f of gen.envs ?? []) {
+      for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
+        const t = line.trim();
+        if (t === "" || t.startsWith("#")) continue;
+        const eq = t.indexOf("=");
+        if (eq < 0) throw new Error(`${rel(join(dir, f))}: "${t}" is not KEY=value`);
+        data[t.slice(0, eq)] = t.slice(eq + 1);
+      }
+    }
+    for (const lit of gen.literals ?? []) {
+      const eq = lit.indexOf("=");
+      data[lit.slice(0, eq)] = lit.slice(eq + 1);
+    }
+    const existing = out.find((r) => r.kind === "ConfigMap" && r.metadata.name === gen.name);
+    if (gen.behavior === "merge" || gen.behavior === "replace") {
+      if (existing === undefined)
+        throw new Error(`configMapGenerator ${gen.name}: nothing to ${gen.behavior}`);
+      existing.data = gen.behavior === "merge" ? { ...existing.data, ...data } : data;
+    } else {
+      if (existing !== undefined) throw new Error(`configMapGenerator ${gen.name}: generated twice`);
+      out.push({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: gen.name }, data });
+    }
+  }
+  for (const r of out) {
+    if (k.namespace !== undefined) r.metadata.namespace = k.namespace;
+    for (const l of k.labels ?? []) {
+      r.metadata.labels = { ...r.metadata.labels, ...l.pairs };
+      const tpl = r.spec?.template;
+      if (l.includeTemplates && tpl !== undefined) {
+        tpl.metadata = tpl.metadata ?? {};
+        tpl.metadata.labels = { ...tpl.metadata.labels, ...l.pairs };
+      }
+      if (l.includeSelectors) throw new Error("labels.includeSelectors is not supported offline");
+    }
+    for (const c of [
+      ...(r.spec?.template?.spec?.containers ?? []),
+      ...(r.spec?.template?.spec?.initContainers ?? []),
+    ]) {
+      for (const img of k.images ?? []) {
+        const m = /^([^:@]+)(.*)$/.exec(c.image ?? "");
+        if (m === null || m[1] !== img.name) continue;
+        c.image = `${img.newName ?? img.name}${img.newTag !== undefined ? `:${img.newTag}` : m[2]}`;
+      }
+    }
+    const rep = (k.replicas ?? []).find((x) => x.name === r.metadata.name);
+    if (rep !== undefined && ["Deployment", "StatefulSet", "ReplicaSet"].includes(r.kind))
+      r.spec.replicas = rep.count;
+  }
+  return out;
+}
+
+/** undefined when kustomize's output equals the offline rendering up to ConfigMap hash suffixes. */
+function compareRenderings(official, offline) {
+  const key = (r) => `${r.kind}/${r.metadata?.namespace ?? ""}/${r.metadata?.name}`;
+  const hashes = new Map();
+  for (const r of official) {
+    if (r.kind !== "ConfigMap") continue;
+    const plain = r.metadata.name.replace(/-[a-z0-9]{10}$/, "");
+    hashes.set(r.metadata.name, plain);
+  }
+  const strip = (value) => {
+    if (typeof value === "string") return hashes.get(value) ?? value;
+    if (Array.isArray(value)) return value.map(strip);
+    if (value !== null && typeof value === "object")
+      return Object.fromEntries(Object.entries(value).map(([k2, v]) => [k2, strip(v)]));
+    return value;
+  };
+  const a = new Map(official.map((r) => [key(strip(r)), strip(r)]));
+  const b = new Map(offline.map((r) => [key(r), r]));
+  for (const k2 of new Set([...a.keys(), ...b.keys()])) {
+    if (!a.has(k2)) return `${k2} only in the offline rendering`;
+    if (!b.has(k2)) return `${k2} only in kustomize's output`;
+    const x = canonical(a.get(k2));
+    const y = canonical(b.get(k2));
+    if (x !== y) return `${k2} differs:\n  kustomize: ${x.slice(0, 600)}\n  offline:   ${y.slice(0, 600)}`;
+  }
+  return undefined;
+}
+
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object")
+    return `{${Object.keys(value)
+      .sort()
+      .map((k2) => `${JSON.stringify(k2)}:${canonical(value[k2])}`)
+      .join(",")}}`;
+  return JSON.stringify(value);
+}
+
+/**
+ * Every rendered object against the Kubernetes OpenAPI schemas (package `kubernetes-models`: types,
+ * required fields, enums — like kubeconform without --strict, so unknown fields are not flagged).
+ */
+function validateSchemas(where, resources) {
+  for (const r of resources) {
+    const [group, version] = r.apiVersion.includes("/") ? r.apiVersion.split("/") : ["", r.apiVersion];
+    const modulePath = `kubernetes-models/${group === "" ? "" : `${group}/`}${version}/${r.kind}`;
+    let Model;
+    try {
+      Model = require(modulePath)[r.kind];
+    } catch {
+      fail(
+        `schema ${where} ${r.kind}/${r.metadata?.name}`,
+        `no Kubernetes schema for ${r.apiVersion} ${r.kind}`,
+      );
+      continue;
+    }
+    try {
+      new Model(r).validate();
+      ok(`schema ${where} ${r.kind}/${r.metadata.name} (${r.apiVersion})`);
+    } catch (err) {
+      fail(`schema ${where} ${r.kind}/${r.metadata?.name}`, err instanceof Error ? err.message : String(err));
+    }
+  }
 }
 
 function checkManifests(where, resources) {

@@ -31,15 +31,19 @@ if (installed !== lockHash) {
   writeFileSync(stamp, `${lockHash}\n`);
 }
 
-// --- 2. nats-server and etcd: the real servers the stack and the tests run against.
+// --- 2. nats-server and etcd: the real servers the stack and the tests run against; with --test also
+// promtool (Debian package `prometheus`), which checks every process's /metrics and the alert rules.
+const forTests = process.argv.includes("--test");
 const have = (cmd) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
-const needed = [
+const servers = [
   { bin: "nats-server", pkg: "nats-server" },
   { bin: "etcd", pkg: "etcd-server" },
 ];
+const tools = forTests ? [{ bin: "promtool", pkg: "prometheus" }] : [];
 // An operator may point at servers they already run; then the binaries are not needed.
 const external = process.env.SLUICE_TEST_NATS_URL && process.env.SLUICE_TEST_ETCD_ENDPOINTS;
-const missing = external ? [] : needed.filter((n) => !have(n.bin));
+const needed = [...(external ? [] : servers), ...tools];
+const missing = needed.filter((n) => !have(n.bin));
 if (missing.length > 0) {
   const pkgs = missing.map((m) => m.pkg).join(" ");
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
@@ -47,7 +51,9 @@ if (missing.length > 0) {
     fail(
       `missing ${missing.map((m) => m.bin).join(", ")}. Install with:\n\n` +
         `    sudo apt-get update && sudo apt-get install -y ${pkgs}\n\n` +
-        "or point Sluice at running servers with SLUICE_TEST_NATS_URL and SLUICE_TEST_ETCD_ENDPOINTS.",
+        (missing.some((m) => servers.includes(m))
+          ? "or point Sluice at running servers with SLUICE_TEST_NATS_URL and SLUICE_TEST_ETCD_ENDPOINTS."
+          : ""),
     );
   }
   log(`installing ${pkgs} with apt-get ...`);
@@ -60,11 +66,18 @@ if (missing.length > 0) {
     if (r.status !== 0) fail(`apt-get ${args.join(" ")} failed with exit code ${r.status}.`);
   }
   // Debian starts the packaged services; Sluice runs its own on free ports, so stop them.
-  spawnSync("sh", ["-c", "command -v systemctl >/dev/null && systemctl disable --now etcd nats-server"], {
-    stdio: "ignore",
-  });
+  spawnSync(
+    "sh",
+    [
+      "-c",
+      "command -v systemctl >/dev/null && systemctl disable --now etcd nats-server prometheus prometheus-node-exporter",
+    ],
+    {
+      stdio: "ignore",
+    },
+  );
 }
-for (const n of external ? [] : needed) {
+for (const n of needed) {
   const out = execFileSync(n.bin, ["--version"], { encoding: "utf8" }).split("\n")[0];
   log(`${n.bin}: ${out.trim()}`);
 }

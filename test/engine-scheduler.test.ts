@@ -49,7 +49,13 @@ describe("sluice engine-scheduler", () => {
         { "x-sluice-class": cls },
       );
       assert.equal(res.status, 200, `${cls}: ${await res.clone().text()}`);
-      await res.json();
+      const body = await res.text();
+      assert.equal(
+        res.headers.get("content-length"),
+        String(Buffer.byteLength(body)),
+        "a non-streaming answer keeps the engine's Content-Length (not re-chunked)",
+      );
+      JSON.parse(body);
       finished.push(cls);
     };
     const all: Promise<void>[] = [];

@@ -205,7 +205,7 @@ describe("ingress rejection", () => {
     assert.equal(rejected.model, "slow-llm");
     assert.equal(rejected.instanceId, ingress.instanceId);
     assert.ok((rejected.retryAfterMs ?? 0) >= 200);
-    assert.ok((rejected.limitValue ?? 0) === 7 && (rejected.observedValue ?? 0) > 7);
+    assert.ok(Number(rejected.limitValue ?? 0) === 7 && Number(rejected.observedValue ?? 0) > 7);
     assert.ok(events.some((e) => e.outcome === "OUTCOME_ADMITTED" && e.requestClass === "critical"));
     assert.ok(events.some((e) => e.outcome === "OUTCOME_CANCELLED"));
     const decisions = await metricValue(ingress.adminUrl, "sluice_ingress_decision_seconds_count");

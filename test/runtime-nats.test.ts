@@ -23,7 +23,7 @@ async function until(what: string, condition: () => boolean, timeoutMs = 20_000)
 
 /** Every message schema @sluice/proto exports, found by shape so new messages are covered too. */
 function messageSchemas(): DescMessage[] {
-  return Object.values(proto).filter(
+  return (Object.values(proto) as unknown[]).filter(
     (v): v is DescMessage =>
       typeof v === "object" && v !== null && (v as { kind?: unknown }).kind === "message",
   );

@@ -63,6 +63,7 @@ export function createClusterState(
   const observed = new Map<string, ObservedEngineLoad>();
   // The router's own prediction model, fed only with peers' deltas: the aggregator is a passive replica.
   const workerLoad: WorkerLoad = createWorkerLoad({ replicaId: `aggregator-${instanceId}` });
+  let lastExpireMs = Number.NEGATIVE_INFINITY;
   const ingresses = new Map<string, IngressInflight>();
   let routersSeen = false;
 
@@ -135,6 +136,12 @@ export function createClusterState(
       return "applied";
     },
     view(nowMs) {
+      // Routers' predicted load comes from router.sync; what a lost notification left behind ages
+      // out here as in the routers (WorkerLoad.expire), at most once a second.
+      if (!(nowMs - lastExpireMs < 1_000)) {
+        lastExpireMs = nowMs;
+        workerLoad.expire(nowMs);
+      }
       const keepMs = options.staleAfterMs * UNREGISTERED_KEEP_STALE_PERIODS;
       for (const [workerId, load] of observed) {
         if (!engines.has(workerId) && nowMs - load.receivedAtMs > keepMs) observed.delete(workerId);

@@ -26,6 +26,7 @@ export type {
   IngressReject,
   IngressRejectReason,
   IngressView,
+  TenantLoad,
 } from "./admission/ingress-decision.js";
 export {
   decideIngress,
@@ -33,6 +34,8 @@ export {
   NO_DRAIN_RETRY_AFTER_MS,
   PROMPT_BYTES_PER_TOKEN,
   requestKvBlocks,
+  tenantInflightLimitOf,
+  tenantMappingOf,
 } from "./admission/ingress-decision.js";
 export type { Clock, ManualClock } from "./clock.js";
 // Time
@@ -177,6 +180,7 @@ export type {
   PrefixIndex,
   PrefixIndexOptions,
   PrefixIndexStats,
+  PrefixMatches,
 } from "./router/prefix-index.js";
 export {
   createPrefixIndex,
@@ -189,6 +193,7 @@ export type {
   L2RouteResult,
   L2Router,
   L2RouterDeps,
+  OverlapLookup,
   RouteDecision,
   RouteRequestFacts,
   RouterPolicy,

@@ -21,6 +21,7 @@ import {
   subjects,
   watchPolicies,
 } from "@sluice/runtime";
+import { createAfterTurn } from "./after-turn.js";
 import { engineSchedulerSchema } from "./config.js";
 import { createDecisionEventPublisher } from "./decision-events.js";
 import { type EngineFacts, startEngineScraper } from "./engine-facts.js";
@@ -168,11 +169,14 @@ export async function launchEngineScheduler(
   }
 
   const metrics = createSidecarMetrics(shell.metrics);
+  // Off the request path: model gauges, the load check and events run after each turn, together.
+  const afterTurn = createAfterTurn((error) => logger.error({ err: error }, "deferred bookkeeping failed"));
   const events = createDecisionEventPublisher({
     publish,
     subjectOf: subjectNames.events,
     workerId,
     model: config.model,
+    schedule: afterTurn.run,
   });
   let facts: EngineFacts | undefined;
   const kvUsage = () => facts?.kvUsage ?? 0;
@@ -201,6 +205,11 @@ export async function launchEngineScheduler(
     },
   });
 
+  const refreshAfterChange = () => {
+    metrics.models(decision);
+    load.markChanged();
+  };
+
   scheduler = createSidecarScheduler({
     decision,
     nowMs: () => performance.now(),
@@ -215,8 +224,8 @@ export async function launchEngineScheduler(
         metrics.admitted(className, queuedMs);
         events.emit("admitted", { requestId: id, className, outcome: Outcome.ADMITTED, observed: queuedMs });
       },
-      rejected(id, r) {
-        metrics.rejected(r);
+      rejected(id, r, whileQueued) {
+        metrics.rejected(r, whileQueued);
         events.emit("rejected", {
           requestId: id,
           className: r.class,
@@ -248,8 +257,7 @@ export async function launchEngineScheduler(
         events.emit("done", { requestId: id, className, outcome: o });
       },
       changed() {
-        metrics.models(decision);
-        load.markChanged();
+        afterTurn.run(refreshAfterChange);
       },
       shadow(id, className, comparison) {
         reporting.shadow({
@@ -350,6 +358,7 @@ export async function launchEngineScheduler(
       // then mark the engine down at once.
       engineUp: () => scraper.up || scraper.last === undefined,
       onEngineUnreachable: (error) => scraper.reportFailure(error),
+      onHttpError: (status, code) => metrics.httpError(status, code),
       nowMs: () => performance.now(),
       logger: logger.child({ component: "proxy" }),
     });
@@ -375,8 +384,10 @@ export async function launchEngineScheduler(
   });
   shutdown.register("close", "nats", async () => {
     scraper.close();
-    load.close();
     sched.close();
+    // Last events and load snapshot go out before the connection drains.
+    afterTurn.close();
+    load.close();
     await nats.close();
   });
 

@@ -27,7 +27,10 @@ export interface LoadPublisherDeps {
 }
 
 export interface LoadPublisher {
-  /** Something may have changed: publish (debounced) if the snapshot differs from the last one. */
+  /**
+   * Something may have changed: publish (debounced) if the snapshot differs from the last one. Takes a
+   * snapshot, so the sidecar calls it after the request path (its `AfterTurn`), not inside it.
+   */
   markChanged(): void;
   /** Snapshots published so far. */
   published(): number;
@@ -45,8 +48,7 @@ export function createLoadPublisher(deps: LoadPublisherDeps): LoadPublisher {
   let pending: NodeJS.Timeout | undefined;
   let closed = false;
 
-  const publishNow = () => {
-    const l = deps.snapshot();
+  const publishNow = (l: LoadSnapshot = deps.snapshot()) => {
     last = fingerprint(l);
     lastAtMs = performance.now();
     const u32 = (v: number) => Math.min(0xffff_ffff, Math.max(0, Math.round(v)));
@@ -81,15 +83,18 @@ export function createLoadPublisher(deps: LoadPublisherDeps): LoadPublisher {
   return {
     markChanged() {
       if (closed || pending !== undefined) return;
-      if (fingerprint(deps.snapshot()) === last) return;
+      const l = deps.snapshot();
+      if (fingerprint(l) === last) return;
       const waitMs = lastAtMs + deps.debounceMs - performance.now();
       if (waitMs <= 0) {
-        publishNow();
+        publishNow(l);
         return;
       }
       pending = setTimeout(() => {
         pending = undefined;
-        if (!closed && fingerprint(deps.snapshot()) !== last) publishNow();
+        if (closed) return;
+        const now = deps.snapshot();
+        if (fingerprint(now) !== last) publishNow(now);
       }, waitMs);
     },
     published: () => Number(seq),

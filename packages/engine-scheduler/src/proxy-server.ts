@@ -12,6 +12,7 @@ import {
   type IncomingMessage,
   type OutgoingHttpHeaders,
   type ServerResponse,
+  STATUS_CODES,
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import { InvalidSchedulerInputError } from "@sluice/core";
@@ -41,6 +42,8 @@ export interface ProxyServerOptions {
   engineUp: () => boolean;
   /** An upstream call could not reach the engine. */
   onEngineUnreachable: (error: Error) => void;
+  /** A request refused before scheduling (bad body or header, unknown route, malformed HTTP): counted. */
+  onHttpError?: (status: number, code: string) => void;
   nowMs: () => number;
   logger: ProxyLogger;
 }
@@ -72,15 +75,23 @@ const HOP_BY_HOP = new Set([
 ]);
 
 function forwardable(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? "")
-      .split(",")
-      .map((t) => t.trim().toLowerCase())
-      .filter((t) => t !== ""),
-  );
+  // Headers named in `connection` are one-hop too. The common values name none beyond the hop-by-hop
+  // set, so the token set is only built for anything else (this runs twice per request).
+  const connection = headers.connection;
+  const named =
+    connection === undefined || connection === "keep-alive"
+      ? undefined
+      : new Set(
+          String(connection)
+            .split(",")
+            .map((t) => t.trim().toLowerCase())
+            .filter((t) => t !== ""),
+        );
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers))
-    if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v !== undefined && !HOP_BY_HOP.has(k) && (named === undefined || !named.has(k))) out[k] = v;
+  }
   return out;
 }
 
@@ -167,8 +178,12 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       if (error instanceof BadRequestError) {
         // An unread oversized body must not be parsed as the next request on this connection.
         if (error.status === 413) res.shouldKeepAlive = false;
+        options.onHttpError?.(error.status, error.code);
         sendError(res, error.status, error.code, error.message);
-      } else res.destroy();
+      } else {
+        options.onHttpError?.(400, "body_read_failed");
+        res.destroy();
+      }
       return;
     }
     className = facts.className;
@@ -242,15 +257,26 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
         }
         const status = upRes.statusCode ?? 502;
         const outHeaders = forwardable(upRes.headers);
+        // The body is passed on byte for byte, so the engine's length holds; keeping it (rather than
+        // re-chunking) saves the client a terminating write per non-streaming response.
+        const length = upRes.headers["content-length"];
+        if (length !== undefined && upRes.headers["transfer-encoding"] === undefined)
+          outHeaders["content-length"] = length;
         outHeaders["x-sluice-queued-ms"] = String(Math.round(admittedAtMs - arrivedAtMs));
         res.writeHead(status, outHeaders);
         const timed = status === 200 && facts.stream;
         let lastChunkMs: number | undefined;
         upRes.on("data", (chunk: Buffer) => {
           if (ended) return;
+          const now = timed ? options.nowMs() : 0;
+          // The client's bytes go out first; the bookkeeping below (and the admissions it may trigger)
+          // runs after the write, off the path of this response.
+          if (!res.write(chunk)) {
+            upRes.pause();
+            res.once("drain", () => upRes.resume());
+          }
           if (timed) {
-            const now = options.nowMs();
-            if (lastChunkMs === undefined) options.scheduler.firstToken(id);
+            if (lastChunkMs === undefined) options.scheduler.firstToken(id, now);
             else {
               // Events that reached us in one read were produced over the whole gap: split it evenly.
               const events = Math.max(1, sseEventsIn(chunk));
@@ -258,16 +284,13 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
             }
             lastChunkMs = now;
           }
-          if (!res.write(chunk)) {
-            upRes.pause();
-            res.once("drain", () => upRes.resume());
-          }
         });
         upRes.on("end", () => {
           if (ended) return;
-          options.scheduler.finish(id, status < 400 ? "completed" : "failed");
           finish();
           res.end();
+          // After the response is complete: freeing the slot may admit the next request (a pump).
+          options.scheduler.finish(id, status < 400 ? "completed" : "failed");
         });
         upRes.on("error", () => {
           if (ended) return;
@@ -328,8 +351,11 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       }
     } catch (error) {
       finish();
-      if (error instanceof InvalidSchedulerInputError) sendError(res, 400, "invalid_value", error.message);
-      else {
+      if (error instanceof InvalidSchedulerInputError) {
+        options.onHttpError?.(400, "invalid_value");
+        sendError(res, 400, "invalid_value", error.message);
+      } else {
+        options.onHttpError?.(500, "internal_error");
         options.logger.warn({ err: error, requestId }, "cannot schedule request");
         sendError(res, 500, "internal_error", "engine-scheduler could not schedule the request");
       }
@@ -347,8 +373,39 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
       res.end(ok ? "ok\n" : "engine unavailable or shutting down\n");
     } else {
+      options.onHttpError?.(404, "not_found");
       sendError(res, 404, "not_found", `no route ${req.method} ${path}`);
     }
+  });
+  // Requests Node's parser refuses (bad framing, oversized headers) and request timeouts: counted, and
+  // answered in the OpenAI error shape when no response has started (as Node's default answer would be).
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    if (error.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    const [status, code] =
+      error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "request_timeout"]
+        : error.code === "HPE_HEADER_OVERFLOW"
+          ? [431, "headers_too_large"]
+          : [400, "malformed_http"];
+    const inHandler = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!inHandler) options.onHttpError?.(status, code);
+    if (socket.writable && !inHandler) {
+      const body = JSON.stringify({
+        error: {
+          message: `malformed HTTP request (${error.code ?? error.message})`,
+          type: "invalid_request_error",
+          param: null,
+          code,
+        },
+      });
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -91,8 +91,8 @@ export interface SidecarScheduler {
     arrival: EngineArrival,
     waiter: Waiter,
   ): { admit: true; predictedTtftMs: number } | { admit: false; rejection: EngineRejection };
-  /** First output chunk of an in-engine request. */
-  firstToken(id: string): void;
+  /** First output chunk of an in-engine request, seen at `atMs` (default now). */
+  firstToken(id: string, atMs?: number): void;
   /** One output gap of a streaming request (feeds the decode model). */
   decodeGap(gapMs: number): void;
   /** The request finished inside the engine (or failed there). False when it had already ended. */
@@ -254,10 +254,10 @@ export function createSidecarScheduler(options: SidecarSchedulerOptions): Sideca
       pump();
       return result;
     },
-    firstToken(id) {
+    firstToken(id, atMs) {
       const t = tracked.get(id);
       if (t === undefined || t.state !== "in_engine") return;
-      const audit = decision.onFirstToken(id, nowMs());
+      const audit = decision.onFirstToken(id, atMs ?? nowMs());
       notify("firstToken", id, t.className, audit);
       pump();
     },

@@ -8,11 +8,14 @@ import type { EndOutcome } from "./scheduler.js";
 export interface SidecarMetrics {
   queued(className: string): void;
   admitted(className: string, queuedMs: number): void;
-  rejected(rejection: EngineRejection): void;
+  /** `whileQueued`: it had been queued (counted in the queue depth) before the rejection. */
+  rejected(rejection: EngineRejection, whileQueued: boolean): void;
   firstToken(className: string, audit: PredictionAuditResult | null): void;
   ended(className: string, outcome: EndOutcome, wasQueued: boolean): void;
   engineFacts(facts: EngineFacts): void;
   engineUp(up: boolean): void;
+  /** A request refused before scheduling (400, 404, 408, 413, 431 …), by status and code. */
+  httpError(status: number, code: string): void;
   /** Refreshes the learned-model gauges (cheap; called on every change). */
   models(decision: EngineDecision): void;
 }
@@ -64,26 +67,32 @@ export function createSidecarMetrics(metrics: Metrics): SidecarMetrics {
     labelNames: ["class"],
     buckets: RELATIVE_ERROR_BUCKETS,
   });
-  const prefillMsPerToken = metrics.gauge({
-    name: "sluice_engine_prefill_ms_per_token",
-    help: "Learned marginal prefill cost (1 / throughput).",
+  // Base units (seconds), as Prometheus naming wants; the models themselves work in milliseconds.
+  const prefillSecondsPerToken = metrics.gauge({
+    name: "sluice_engine_prefill_seconds_per_token",
+    help: "Learned marginal prefill cost in seconds per prompt token (1 / throughput).",
   });
-  const prefillFixedMs = metrics.gauge({
-    name: "sluice_engine_prefill_fixed_ms",
-    help: "Learned fixed time to a first token (per-pass overhead + first decode).",
+  const prefillFixedSeconds = metrics.gauge({
+    name: "sluice_engine_prefill_fixed_seconds",
+    help: "Learned fixed time to a first token in seconds (per-pass overhead + first decode).",
   });
-  const decodeStepMs = metrics.gauge({
-    name: "sluice_engine_decode_step_ms",
-    help: "Learned decode step (inter-token gap) at batch 1 and empty KV cache.",
+  const decodeStepSeconds = metrics.gauge({
+    name: "sluice_engine_decode_step_seconds",
+    help: "Learned decode step (inter-token gap) in seconds at batch 1 and empty KV cache.",
   });
-  const slotReleaseMs = metrics.gauge({
-    name: "sluice_engine_slot_release_interval_ms",
-    help: "Learned interval between slot releases while the queue was non-empty (0 until observed).",
+  const slotReleaseIntervalSeconds = metrics.gauge({
+    name: "sluice_engine_slot_release_interval_seconds",
+    help: "Learned interval in seconds between slot releases while the queue was non-empty (0 until observed).",
   });
   const observed = metrics.gauge({
     name: "sluice_engine_observed",
     help: "The engine's own metrics as last scraped: running, waiting, kv_usage (0..1), preemptions.",
     labelNames: ["quantity"],
+  });
+  const httpErrors = metrics.counter({
+    name: "sluice_engine_http_errors_total",
+    help: "Requests refused before scheduling (malformed body, header or HTTP framing; unknown route), by status and code.",
+    labelNames: ["status", "code"],
   });
   const up = metrics.gauge({
     name: "sluice_engine_up",
@@ -98,7 +107,10 @@ export function createSidecarMetrics(metrics: Metrics): SidecarMetrics {
       admittedTotal.inc(1, { class: c });
       queueWait.observe(queuedMs / 1000, { class: c });
     },
-    rejected: (r) => rejections.inc(1, { class: r.class, reason: r.reason }),
+    rejected(r, whileQueued) {
+      if (whileQueued) queueDepth.dec(1, { class: r.class });
+      rejections.inc(1, { class: r.class, reason: r.reason });
+    },
     firstToken(c, audit) {
       if (audit === null) return;
       ttft.observe(audit.measuredTtftMs / 1000, { class: c });
@@ -116,12 +128,13 @@ export function createSidecarMetrics(metrics: Metrics): SidecarMetrics {
       if (f.preemptionsTotal !== undefined) observed.set(f.preemptionsTotal, { quantity: "preemptions" });
     },
     engineUp: (u) => up.set(u ? 1 : 0),
+    httpError: (status, code) => httpErrors.inc(1, { status, code }),
     models(decision) {
       const e = decision.models.estimates();
-      prefillMsPerToken.set(decision.models.prefillMsPerToken());
-      prefillFixedMs.set(e.prefillFixedMs);
-      decodeStepMs.set(e.decodeStepMsAtBatch1);
-      slotReleaseMs.set(e.slotReleaseIntervalMs);
+      prefillSecondsPerToken.set(decision.models.prefillMsPerToken() / 1000);
+      prefillFixedSeconds.set(e.prefillFixedMs / 1000);
+      decodeStepSeconds.set(e.decodeStepMsAtBatch1 / 1000);
+      slotReleaseIntervalSeconds.set(e.slotReleaseIntervalMs / 1000);
     },
   };
 }

@@ -62,6 +62,7 @@ export function createAdmissionService(options: AdmissionServiceOptions): Admiss
           requestClass,
           promptTokens,
           maxTokens: req.maxTokens > 0 ? req.maxTokens : options.defaultMaxTokens,
+          tenant: resolved.tenant?.tenant,
         });
         options.metrics.decisionSeconds(result.decisionNs / 1e9);
         const base = { requestId: req.requestId, requestClass, tenant: req.tenant, model: req.model };

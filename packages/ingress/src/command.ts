@@ -6,7 +6,7 @@
 
 import { hostname } from "node:os";
 import { type ResolvedPolicy, withPolicyDefaults } from "@sluice/core";
-import { Admission, grpcServiceDefinition } from "@sluice/proto";
+import { Admission, grpcServiceDefinition, RateLimitService } from "@sluice/proto";
 import {
   createEtcdSession,
   createNatsClient,
@@ -27,6 +27,7 @@ import { ingressSchema } from "./config.js";
 import { natsEventSink } from "./decision-events.js";
 import { type EngineEntry, parseEngineRegistration } from "./engine-registry.js";
 import { leastInflightSelector } from "./engine-selector.js";
+import { createEnvoyRlsService, type EnvoyRlsService } from "./envoy-rls-service.js";
 import { createInflightLedger, type InflightLedger } from "./inflight-ledger.js";
 import { createIngressMetrics } from "./ingress-metrics.js";
 import { startIngressPolicies } from "./ingress-policies.js";
@@ -65,8 +66,10 @@ export interface LaunchedIngress {
   readonly ledger: InflightLedger;
   readonly sync: ModelSync;
   readonly proxy: ProxyServer;
-  /** `host:port` of the gRPC Admission server. */
+  /** `host:port` of the gRPC server (sluice.v1.Admission and Envoy's RateLimitService). */
   readonly grpcTarget: string;
+  /** Envoy rate limit service (its held slots). */
+  readonly rls: EnvoyRlsService;
   /** Graceful shutdown (as on SIGTERM); resolves with the exit code. */
   stop(reason?: string): Promise<number>;
   readonly exited: Promise<number>;
@@ -98,6 +101,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
   const names = subjects(config.namespace);
   const nats = createNatsClient({
     servers: config.natsUrl,
+    ...shell.security.nats, // NATS auth/TLS (issue 9 §4)
     name: `ingress-${config.id}`,
     logger: logger.child({ component: "nats" }),
   });
@@ -106,6 +110,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     prefix: config.etcdPrefix,
     // etcd grants at least ~2 s whatever is asked, and the session needs whole seconds >= 2.
     leaseTtlSec: leaseTtlSecOf(config.leaseTtlMs),
+    security: shell.security.etcd, // etcd auth/TLS (issue 9 §4)
     logger: logger.child({ component: "etcd" }),
   });
   const closeAll: (() => Promise<void> | void)[] = [];
@@ -142,6 +147,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
   let proxy: ProxyServer;
   let grpc: GrpcServer;
   let selector: RouterSelector;
+  let rls: EnvoyRlsService;
   try {
     const engineView = startParsedPrefixView<EngineEntry>({
       client: etcd.client,
@@ -268,6 +274,15 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       metrics,
       events,
     });
+    rls = createEnvoyRlsService({
+      admission,
+      policyFor: policies.policyFor,
+      defaultMaxTokens: config.defaultMaxTokens,
+      trustClassHeader: config.trustClassHeader,
+      slotHoldMs: config.rlsSlotHoldMs,
+      metrics,
+      events,
+    });
     grpc = await startGrpcServer({
       host: config.grpcHost,
       port: config.grpcPort,
@@ -275,6 +290,10 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
         {
           definition: grpcServiceDefinition(Admission),
           implementation: admissionService.implementation,
+        },
+        {
+          definition: grpcServiceDefinition(RateLimitService),
+          implementation: rls.implementation,
         },
       ],
     });
@@ -298,6 +317,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       host: config.host,
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
       upstreamTimeoutMs: config.upstreamTimeoutMs,
       defaultMaxTokens: config.defaultMaxTokens,
       trustClassHeader: config.trustClassHeader,
@@ -320,7 +340,11 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     const global = sync.globalTotal(now);
     metrics.inflight("local", own.requests, own.kvBlocks);
     metrics.inflight("global", global.requests, global.kvBlocks);
-    metrics.sync(sync.livePeers(now).length, sync.maxPeerAgeMs(now) / 1000, nats.isConnected);
+    metrics.sync(
+      sync.livePeers(now).length,
+      sync.maxPeerAgeMs(now) / 1000,
+      nats.isConnected && sync.globalStateAvailable(now),
+    );
   }, GAUGE_REFRESH_MS);
   refresh.unref();
 
@@ -340,6 +364,8 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
   shutdown.register("drain", "grpc-server", async () => {
     await grpc.shutdown(Math.max(0, config.shutdownTimeoutMs - 250));
   });
+  // Envoy-admitted slots have no request to wait for: they leave the count at once.
+  shutdown.register("drain", "rls-slots", () => rls.releaseAll());
   shutdown.register("drain", "inflight", async ({ signal }) => {
     // Requests already admitted finish (or the bound aborts them); new connections are refused.
     while (ledger.total().requests > 0 && !signal.aborted) {
@@ -366,6 +392,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     sync,
     proxy,
     grpcTarget: grpc.target,
+    rls,
     async stop(reason = "stop requested") {
       await shutdown.terminate(reason);
       return exited;

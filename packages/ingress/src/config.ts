@@ -2,6 +2,8 @@ import { defineSchema } from "@sluice/runtime";
 import {
   DEFAULT_DEFAULT_MAX_TOKENS,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RLS_SLOT_HOLD_MS,
   DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_STATE_DEBOUNCE_MS,
   DEFAULT_STATE_HEARTBEAT_MS,
@@ -32,14 +34,23 @@ export const ingressSchema = defineSchema({
   "grpc-host": {
     type: "string",
     default: "127.0.0.1",
-    description: "Address the gRPC sluice.v1.Admission server (Check/Release) binds.",
+    description:
+      "Address the gRPC server binds: sluice.v1.Admission (Check/Release) and Envoy's envoy.service.ratelimit.v3.RateLimitService.",
   },
   "grpc-port": {
     type: "int",
     default: 0,
     min: 0,
     max: 65_535,
-    description: "Port of the gRPC Admission server; 0 picks a free one (logged and registered).",
+    description: "Port of the gRPC server; 0 picks a free one (logged and registered).",
+  },
+  "rls-slot-hold": {
+    type: "duration",
+    defaultMs: DEFAULT_RLS_SLOT_HOLD_MS,
+    minMs: 10,
+    maxMs: 3_600_000,
+    description:
+      "How long a request admitted through Envoy's rate limit API (no release call) counts as in flight; set it to the mean request duration.",
   },
   "max-body-bytes": {
     type: "int",
@@ -47,6 +58,14 @@ export const ingressSchema = defineSchema({
     min: 1024,
     unit: "bytes",
     description: "Request bodies over this size get 413 before any decision.",
+  },
+  "request-timeout": {
+    type: "duration",
+    defaultMs: DEFAULT_REQUEST_TIMEOUT_MS,
+    minMs: 100,
+    maxMs: 600_000,
+    description:
+      "Time a client gets to send a whole request (headers and body); slower senders are cut with 408.",
   },
   "upstream-timeout": {
     type: "duration",

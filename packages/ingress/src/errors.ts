@@ -60,3 +60,12 @@ export class UpstreamError extends Error {
   override readonly name = "UpstreamError";
   readonly retryable = true;
 }
+
+/**
+ * A `ShouldRateLimit` request Sluice cannot judge (no descriptors, empty or conflicting entries, no
+ * model, bad numbers). Answered with gRPC INVALID_ARGUMENT; Envoy then applies its own
+ * `failure_mode_deny` (allow by default), so a misconfigured route never crashes anything.
+ */
+export class RlsRequestError extends Error {
+  override readonly name = "RlsRequestError";
+}

@@ -4,6 +4,7 @@ export type {
   AdmissionController,
   AdmissionRequest,
   AdmissionResult,
+  BatchAdmissionResult,
   IngressShadowReport,
   Rejection,
 } from "./admission-controller.js";
@@ -25,7 +26,9 @@ export type {
   SelectQuery,
 } from "./engine-selector.js";
 export { leastInflightSelector } from "./engine-selector.js";
-export { HttpError, IngressConfigError, UpstreamError } from "./errors.js";
+export type { EnvoyRlsService, EnvoyRlsServiceOptions } from "./envoy-rls-service.js";
+export { createEnvoyRlsService } from "./envoy-rls-service.js";
+export { HttpError, IngressConfigError, RlsRequestError, UpstreamError } from "./errors.js";
 export { endToEndHeaders } from "./hop-by-hop.js";
 export type {
   InflightLedger,
@@ -50,10 +53,11 @@ export {
   staticPolicySource,
 } from "./ingress-policies.js";
 export type { ModelSync } from "./model-sync.js";
-export { createModelSync } from "./model-sync.js";
+export { createModelSync, TENANT_BUCKET } from "./model-sync.js";
 export {
   DEFAULT_DEFAULT_MAX_TOKENS,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_RLS_SLOT_HOLD_MS,
   DEFAULT_STATE_DEBOUNCE_MS,
   DEFAULT_STATE_HEARTBEAT_MS,
   DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -63,6 +67,8 @@ export { EVENTS_HEADER, REQUEST_ID_HEADER, startProxyServer } from "./proxy-serv
 export { rejectionBody, rejectionHeaders } from "./rejection-response.js";
 export type { RequestFacts } from "./request-facts.js";
 export { parseRequestFacts } from "./request-facts.js";
+export type { RlsDescriptorKey, RlsFacts } from "./rls-descriptors.js";
+export { MAX_RLS_HITS, parseRlsRequest, RLS_DESCRIPTOR_KEYS } from "./rls-descriptors.js";
 export { routePromptOf } from "./route-prompt.js";
 export type {
   RouteFallbackReason,

@@ -15,6 +15,10 @@ export interface IngressMetrics {
   routeFallback(reason: string): void;
   /** A MarkPrefillDone or Release to the router that failed (the router's load is then stale). */
   routerNotifyFailed(method: string): void;
+  /** One Envoy ShouldRateLimit call answered: `ok`, `over_limit`, `invalid_argument` or `internal`. */
+  rlsCall(code: string): void;
+  /** Slots currently held for Envoy rate limit admissions (released when their hold time ends). */
+  rlsHeldSlots(slots: number): void;
 }
 
 const DECISION_BUCKETS_S = [1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2];
@@ -62,7 +66,7 @@ export function createIngressMetrics(metrics: Metrics): IngressMetrics {
   });
   const synced = metrics.gauge({
     name: "sluice_ingress_synced",
-    help: "1 while peer state is fresh (NATS connected), 0 while the fail mode applies.",
+    help: "1 while the global view is whole (NATS connected, every leased peer heard from recently), 0 while the fail mode applies.",
   });
   const dropped = metrics.counter({
     name: "sluice_ingress_dropped_messages_total",
@@ -79,7 +83,18 @@ export function createIngressMetrics(metrics: Metrics): IngressMetrics {
     help: "MarkPrefillDone / Release calls to the router that failed.",
     labelNames: ["method"],
   });
+  const rlsCalls = metrics.counter({
+    name: "sluice_ingress_rls_calls_total",
+    help: "Envoy ShouldRateLimit calls by answer (ok, over_limit, invalid_argument, internal).",
+    labelNames: ["code"],
+  });
+  const rlsHeld = metrics.gauge({
+    name: "sluice_ingress_rls_held_slots",
+    help: "Slots held for Envoy rate limit admissions until their hold time (--rls-slot-hold) ends.",
+  });
   return {
+    rlsCall: (code) => rlsCalls.inc(1, { code }),
+    rlsHeldSlots: (slots) => rlsHeld.set(slots),
     routeFallback: (reason) => fallbacks.inc(1, { reason }),
     routerNotifyFailed: (method) => notifyFailures.inc(1, { method }),
     admitted: (model, requestClass) => admitted.inc(1, { model, class: requestClass }),

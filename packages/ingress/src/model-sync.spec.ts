@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { IngressStateSchema } from "@sluice/proto";
-import { createModelSync } from "./model-sync.js";
+import { createModelSync, TENANT_BUCKET } from "./model-sync.js";
 
 describe("model sync", () => {
   it("exchanges per-model load over IngressState and retires mirrors on acknowledgement", () => {
@@ -44,5 +44,41 @@ describe("model sync", () => {
     const load = a.load("m", 0);
     assert.equal(load.globalStateAvailable, false);
     assert.equal(load.inflightRequests, 1);
+  });
+
+  it("carries per-tenant counts on the same stream, and a late view learns peers at once", () => {
+    const a = createModelSync({ instanceId: "a", maxSnapshotAgeMs: 1_000 });
+    const b = createModelSync({ instanceId: "b", maxSnapshotAgeMs: 1_000 });
+    for (const s of [a, b]) {
+      s.setBusConnected(true);
+      s.setLeasedPeers(new Set(["a", "b"]), 0);
+    }
+    const send = (from: typeof a, to: typeof a, now: number) =>
+      to.receive(fromBinary(IngressStateSchema, toBinary(IngressStateSchema, from.snapshot(now, 250))), now);
+    a.view("m").admitted("standard", 1);
+    a.tenantView("m", "acme").admitted(TENANT_BUCKET, 0);
+    a.tenantView("m", "acme").admitted(TENANT_BUCKET, 0);
+    const wire = a.snapshot(1, 250);
+    assert.deepEqual(
+      wire.tenantInflight.map((t) => [t.model, t.tenant, t.inflightRequests]),
+      [["m", "acme", 2]],
+    );
+    b.receive(fromBinary(IngressStateSchema, toBinary(IngressStateSchema, wire)), 1);
+    // b never used these views before the message: they were created from it.
+    assert.equal(b.tenantView("m", "acme").load(1).inflightRequests, 2);
+    assert.equal(b.tenantView("m", "other").load(1).inflightRequests, 0);
+    // A view b creates only now still sees a as live (replayed), so its instance count is right.
+    assert.equal(b.tenantView("m2", "late").load(2).liveInstances, 2);
+    assert.equal(b.load("m-late", 2).liveInstances, 2);
+    // b's own tenant admission is mirrored against a until a acknowledges it.
+    b.tenantView("m", "acme").admitted(TENANT_BUCKET, 0);
+    assert.equal(b.tenantView("m", "acme").load(2).inflightRequests, 4);
+    send(b, a, 3);
+    assert.equal(a.tenantView("m", "acme").load(3).inflightRequests, 3);
+    send(a, b, 4);
+    assert.equal(b.tenantView("m", "acme").load(4).inflightRequests, 3);
+    // Released everywhere: nothing stays on the wire.
+    b.tenantView("m", "acme").released(TENANT_BUCKET, 0);
+    assert.deepEqual(b.snapshot(5, 250).tenantInflight, []);
   });
 });

@@ -8,7 +8,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from "no
 import type { AddressInfo } from "node:net";
 import type { AdmissionController } from "./admission-controller.js";
 import { readBoundedBody } from "./bounded-body.js";
-import { classify } from "./classify.js";
+import { CLASS_HEADER, classify } from "./classify.js";
 import type { EventSink } from "./decision-events.js";
 import type { EngineDirectory } from "./engine-registry.js";
 import { enginesOf, liveModels } from "./engine-registry.js";
@@ -41,6 +41,8 @@ export interface ProxyServerOptions {
   host: string;
   port: number;
   maxBodyBytes: number;
+  /** Time a client gets to send one whole request (headers and body); slower senders get 408. */
+  requestTimeoutMs: number;
   /** Upstream silence (no response bytes) longer than this fails the request (504, or a cut stream). */
   upstreamTimeoutMs: number;
   /** Output budget charged to requests that set no max_tokens. */
@@ -179,6 +181,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       requestClass,
       promptTokens: facts.promptTokens,
       maxTokens: facts.maxTokens ?? options.defaultMaxTokens,
+      tenant, // issue 4 per-tenant limits (tenant engineer's one-line edit)
     });
     options.metrics.decisionSeconds(result.decisionNs / 1e9);
     const base = { requestId, requestClass, tenant, model: facts.model };
@@ -317,6 +320,8 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       headers[REQUEST_ID_HEADER] = requestId;
       headers[ELAPSED_HEADER] = String(Math.max(0, Math.round(performance.now() - arrivedMs)));
       for (const [name, value] of Object.entries(lease.headers ?? {})) headers[name] = value;
+      // Security (issue 9 §4): L3 trusts this header, so it carries the class L1 resolved, never the client's copy.
+      headers[CLASS_HEADER] = requestClass;
       const placed = lease;
       const target = new URL(path, `${engine.url}/`);
       const upstream = http.request(target, { method: "POST", headers, agent });
@@ -395,7 +400,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     attempt();
   };
 
-  const server: Server = http.createServer({ noDelay: true }, (req, res) => {
+  const server: Server = http.createServer(serverOptions(options.requestTimeoutMs), (req, res) => {
     active++;
     res.on("close", () => active--);
     handle(req, res).catch((error: unknown) => {
@@ -425,7 +430,34 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     });
   });
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  // Malformed requests Node's parser refuses (bad or duplicated content-length, oversized headers) and
+  // request timeouts: the same OpenAI-shaped error and counter as every other refusal.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    const refusal = CLIENT_ERRORS[error.code ?? ""] ?? CLIENT_ERRORS.default;
+    // A reset before a request was complete has nobody to answer; Node ignores it too.
+    if (error.code === "ECONNRESET" || refusal === undefined) {
+      socket.destroy();
+      return;
+    }
+    // A request already in the handler (its body timed out) is answered and counted there, as a body
+    // that could not be read; here only requests Node never handed over.
+    const inHandler = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!inHandler) options.metrics.httpError(refusal.status, refusal.code);
+    if (socket.writable && !inHandler) {
+      const body = JSON.stringify(
+        new HttpError(`${refusal.message} (${error.code ?? error.message})`, {
+          status: refusal.status,
+          type: "invalid_request_error",
+          code: refusal.code,
+        }).toJSON(),
+      );
+      // Written then destroyed at once, as Node's default does: a stalled sender gets no more time.
+      socket.write(
+        `HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -461,6 +493,33 @@ const SKIP_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   ELAPSED_HEADER,
   "x-sluice-cached-tokens",
 ]);
+
+/** Above the keep-alive timeout, as load balancers in front expect; capped by the request timeout. */
+const HEADERS_TIMEOUT_MS = 66_000;
+
+function serverOptions(requestTimeoutMs: number): http.ServerOptions {
+  return {
+    noDelay: true,
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
+    // Node checks the two timeouts on this period (30 s by default): a fraction of the bound keeps it tight.
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, requestTimeoutMs / 4)),
+  };
+}
+
+const CLIENT_ERRORS: Readonly<Record<string, { status: number; code: string; message: string }>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    code: "request_timeout",
+    message: "the request was not received in time",
+  },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    code: "headers_too_large",
+    message: "request headers are too large",
+  },
+  default: { status: 400, code: "malformed_http", message: "malformed HTTP request" },
+};
 
 function methodNotAllowed(method: string | undefined): HttpError {
   return new HttpError(`method ${method ?? "?"} is not allowed here`, {

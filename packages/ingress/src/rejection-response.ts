@@ -18,6 +18,7 @@ export interface RejectionBody {
 }
 
 const DESCRIPTIONS: Readonly<Record<Rejection["reason"], string>> = {
+  tenant_inflight: "the tenant's in-flight requests would be",
   inflight_limit: "in-flight requests would be",
   kv_overload: "in-flight KV cache load (blocks) would be",
   predicted_ttft: "predicted time to first token (ms) is",
@@ -30,7 +31,7 @@ export function rejectionBody(rejection: Rejection): RejectionBody {
   const message =
     rejection.reason === "fail_closed" || rejection.reason === "no_capacity"
       ? `Sluice ingress rejected the ${rejection.requestClass} request: ${what} retry after ${rejection.retryAfterMs} ms`
-      : `Sluice ingress rejected the ${rejection.requestClass} request: ${what} ${rejection.observed}, over the limit ${rejection.limit} for this class; retry after ${rejection.retryAfterMs} ms`;
+      : `Sluice ingress rejected the ${rejection.requestClass} request: ${what} ${rejection.observed}, over the limit ${rejection.limit} for this ${rejection.reason === "tenant_inflight" ? "tenant" : "class"}; retry after ${rejection.retryAfterMs} ms`;
   return {
     error: {
       message,

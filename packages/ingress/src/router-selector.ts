@@ -17,6 +17,8 @@ import type {
 } from "./engine-selector.js";
 import { DEFAULT_ROUTE_TIMEOUT_MS, DEFAULT_ROUTER_NOTIFY_TIMEOUT_MS } from "./options.js";
 
+/** Fallback warnings are logged at most once per reason per this long (the rest are counted). */
+const FALLBACK_LOG_INTERVAL_MS = 10_000;
 export const CACHED_TOKENS_HEADER = "x-sluice-cached-tokens";
 
 function connectRouter(target: string, defaultDeadlineMs: number) {
@@ -80,13 +82,26 @@ export function routerSelector(options: RouterSelectorOptions): RouterSelector {
     return client;
   };
 
+  // One warning per reason per FALLBACK_LOG_INTERVAL_MS, carrying how many were folded into it:
+  // with no router every request falls back, and a log line per request costs the proxy more CPU
+  // than its decision (the counter `sluice_ingress_route_fallbacks_total` has every one).
+  const lastLoggedMs = new Map<RouteFallbackReason, number>();
+  const suppressed = new Map<RouteFallbackReason, number>();
   const fallback = (query: SelectQuery, reason: RouteFallbackReason, error?: unknown): Selection => {
     options.onFallback(reason);
     if (reason !== "unroutable_prompt") {
-      options.logger.warn(
-        { reason, err: error, requestId: query.requestId },
-        "router unavailable; choosing the engine locally",
-      );
+      const now = Date.now();
+      const last = lastLoggedMs.get(reason);
+      if (last === undefined || now - last >= FALLBACK_LOG_INTERVAL_MS) {
+        options.logger.warn(
+          { reason, err: error, requestId: query.requestId, suppressed: suppressed.get(reason) ?? 0 },
+          "router unavailable; choosing the engine locally",
+        );
+        lastLoggedMs.set(reason, now);
+        suppressed.set(reason, 0);
+      } else {
+        suppressed.set(reason, (suppressed.get(reason) ?? 0) + 1);
+      }
     }
     const lease = options.fallback.pick(query.model, query.exclude);
     return lease ? { kind: "engine", lease } : { kind: "none" };

@@ -147,6 +147,7 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
   // as soon as a lease exists and again after every lease loss.
   const nats = createNatsClient({
     servers: config.natsUrl,
+    ...shell.security.nats, // NATS auth/TLS (issue 9 §4)
     name: `mock-engine-${config.id}`,
     logger: logger.child({ component: "nats" }),
   });
@@ -155,6 +156,7 @@ export async function launchMockEngine(options: LaunchOptions): Promise<Launched
     prefix: config.etcdPrefix,
     // etcd grants at least ~2 s whatever is asked, and the session needs whole seconds >= 2.
     leaseTtlSec: leaseTtlSecOf(config.leaseTtlMs),
+    security: shell.security.etcd, // etcd auth/TLS (issue 9 §4)
     logger: logger.child({ component: "etcd" }),
   });
   const subjectNames = subjects(config.namespace);

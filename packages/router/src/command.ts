@@ -468,6 +468,12 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
   const stats = setInterval(() => {
     metrics.index(service.index.stats(), registry.size());
     for (const c of knownClasses) metrics.queueDepth(c, service.heldCount(c));
+    const expired = service.expireStale();
+    if (expired.prefillExpired + expired.requestsExpired > 0) {
+      // Each one is a lost MarkPrefillDone / Release (caller gone, notification timed out, a replica
+      // died): aged out so predicted load cannot leak (docs/operations.md, "Predicted load").
+      logger.warn(expired, "aged out predicted load of requests never reported done");
+    }
   }, STATS_INTERVAL_MS);
   stats.unref();
   readiness.register("nats", () =>

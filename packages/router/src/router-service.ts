@@ -139,6 +139,11 @@ export interface RouterService {
   /** Re-evaluates held calls now (normally automatic). */
   drain(): void;
   /**
+   * Ages out predicted load a lost MarkPrefillDone / Release left behind (`WorkerLoad.expire`); held
+   * calls are re-evaluated when anything expired. Call about once a second.
+   */
+  expireStale(): { prefillExpired: number; requestsExpired: number };
+  /**
    * Policies may have changed: switches every model whose policy object changed now (held calls are
    * re-offered under the new policy). Switching also happens lazily on the next call of the model.
    */
@@ -617,6 +622,11 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
     },
 
     drain,
+    expireStale() {
+      const expired = load.expire(nowMs());
+      if (expired.prefillExpired + expired.requestsExpired > 0) capacityChanged();
+      return expired;
+    },
     policiesChanged() {
       if (closedReason !== undefined) return;
       for (const model of [...routers.keys()]) routerFor(model);

@@ -108,4 +108,42 @@ describe("admin server", () => {
       );
     });
   });
+
+  it("requires the bearer token for /metrics and unknown paths, not for the probes", async () => {
+    const registry = createMetricsRegistry({ role: "test", version: "1", collectDefaultMetrics: false });
+    const admin = await startAdminServer({
+      host: "127.0.0.1",
+      port: 0,
+      registry,
+      readiness: createReadiness(200),
+      bearerToken: "tok-1",
+    });
+    const withAuth = (path: string, authorization?: string) =>
+      fetch(`${admin.url}${path}`, authorization === undefined ? {} : { headers: { authorization } }).then(
+        async (r) => ({ status: r.status, body: await r.text() }),
+      );
+    try {
+      assert.equal((await withAuth("/metrics")).status, 401);
+      assert.equal((await withAuth("/metrics", "Bearer tok-2")).status, 401);
+      assert.equal((await withAuth("/metrics", "Basic tok-1")).status, 401);
+      assert.equal((await withAuth("/nope")).status, 401);
+      assert.equal((await withAuth("/metrics", "Bearer tok-1")).status, 200);
+      assert.equal((await withAuth("/metrics", "bearer  tok-1")).status, 200);
+      assert.equal((await withAuth("/nope", "Bearer tok-1")).status, 404);
+      assert.equal((await withAuth("/healthz")).status, 200);
+      assert.equal((await withAuth("/readyz")).status, 200);
+    } finally {
+      await admin.close();
+    }
+    await assert.rejects(
+      startAdminServer({
+        host: "127.0.0.1",
+        port: 0,
+        registry,
+        readiness: createReadiness(),
+        bearerToken: " ",
+      }),
+      AdminServerError,
+    );
+  });
 });

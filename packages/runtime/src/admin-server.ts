@@ -1,7 +1,12 @@
 // The admin HTTP server every process runs: /metrics (Prometheus text), /healthz (alive), /readyz
 // (all readiness checks pass). Separate from any data-plane port so probes and scrapes never queue
 // behind user traffic.
+//
+// With `bearerToken`, every endpoint except the two probes needs `Authorization: Bearer <token>`.
+// The probes stay open on purpose: kubelet httpGet probes cannot read a Secret (a token would have to
+// sit in plain text in the pod spec), and they reveal only up/ready, which the orchestrator already shows.
 
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,8 +22,13 @@ export interface AdminServerOptions {
   port: number;
   registry: Registry;
   readiness: Readiness;
+  /** When set, required as `Authorization: Bearer …` for every endpoint but /healthz and /readyz. */
+  bearerToken?: string;
   logger?: Logger;
 }
+
+/** Endpoints that answer without the bearer token (liveness and readiness probes). */
+export const OPEN_ADMIN_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz"]);
 
 export interface AdminServer {
   address: { host: string; port: number };
@@ -30,8 +40,12 @@ export interface AdminServer {
 
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const logger = options.logger ?? noopLogger;
+  if (options.bearerToken !== undefined && options.bearerToken.trim() === "") {
+    throw new AdminServerError("admin bearer token is empty");
+  }
+  const authorized = options.bearerToken === undefined ? () => true : bearerCheck(options.bearerToken);
   const server = createServer((req, res) => {
-    void handle(req, res, options, logger);
+    void handle(req, res, options, authorized, logger);
   });
   await listen(server, options.host, options.port);
   const info = server.address() as AddressInfo;
@@ -70,10 +84,21 @@ async function handle(
   req: IncomingMessage,
   res: ServerResponse,
   options: AdminServerOptions,
+  authorized: (header: string | undefined) => boolean,
   logger: Logger,
 ): Promise<void> {
   try {
     const path = new URL(req.url ?? "/", "http://admin").pathname;
+    // Checked before routing, so an unauthenticated caller cannot even tell which paths exist.
+    if (!OPEN_ADMIN_PATHS.has(path) && !authorized(req.headers.authorization)) {
+      res.setHeader("www-authenticate", 'Bearer realm="sluice-admin"');
+      return send(
+        res,
+        401,
+        "text/plain; charset=utf-8",
+        "unauthorized: send Authorization: Bearer <token>\n",
+      );
+    }
     if (path !== "/metrics" && path !== "/healthz" && path !== "/readyz") {
       return send(res, 404, "text/plain; charset=utf-8", "not found\n");
     }
@@ -98,4 +123,19 @@ async function handle(
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
   res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
   res.end(res.req.method === "HEAD" ? undefined : body);
+}
+
+/** Constant-time comparison of the presented bearer token (hashes first, so lengths do not leak either). */
+function bearerCheck(token: string): (header: string | undefined) => boolean {
+  const want = createHash("sha256").update(token).digest();
+  return (header) => {
+    const m = header === undefined ? null : /^Bearer[ \t]+(\S+)\s*$/i.exec(header);
+    if (m === null) return false;
+    return timingSafeEqual(
+      createHash("sha256")
+        .update(m[1] as string)
+        .digest(),
+      want,
+    );
+  };
 }

@@ -2,7 +2,8 @@
 
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { defineSchema } from "./config-schema.js";
+import { defineSchema, mergeSchemas } from "./config-schema.js";
+import { securitySchema } from "./config-security.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -17,7 +18,7 @@ export function defaultInstanceId(): string {
 const TOKEN = /[A-Za-z0-9_-]+/;
 const TOKEN_TEXT = "letters, digits, '-' and '_' only (it becomes a NATS subject token and etcd key segment)";
 
-export const commonSchema = defineSchema({
+const baseSchema = defineSchema({
   id: {
     type: "string",
     default: defaultInstanceId,
@@ -63,7 +64,8 @@ export const commonSchema = defineSchema({
   "admin-host": {
     type: "string",
     default: "127.0.0.1",
-    description: "Address the admin HTTP server (/metrics, /healthz, /readyz) binds.",
+    description:
+      "Address the admin HTTP server (/metrics, /healthz, /readyz) binds; the default keeps it on loopback. Use 0.0.0.0 where kubelet probes or Prometheus must reach it, with --admin-token-file.",
   },
   "admin-port": {
     type: "int",
@@ -87,5 +89,8 @@ export const commonSchema = defineSchema({
       "Bound on draining in-flight work after SIGTERM; when hit, remaining work is abandoned and the exit code is 1.",
   },
 });
+
+/** Base settings, then NATS/etcd auth and TLS and the admin token (config-security.ts). */
+export const commonSchema = mergeSchemas(baseSchema, securitySchema);
 
 export type CommonSchema = typeof commonSchema;

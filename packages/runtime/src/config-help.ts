@@ -42,7 +42,12 @@ export function renderHelp(schema: ConfigSchema, options: HelpOptions): string {
   );
   for (const [name, s] of Object.entries(schema)) {
     const placeholder = VALUE_PLACEHOLDER[s.type];
-    const flag = s.type === "boolean" ? `--${name}, --no-${name}` : `--${name} ${placeholder}`;
+    const flag =
+      s.noFlag === true
+        ? `${envVarName(name)} (env or config file only)`
+        : s.type === "boolean"
+          ? `--${name}, --no-${name}`
+          : `--${name} ${placeholder}`;
     lines.push(`  ${flag}`, `      ${s.description}`);
     lines.push(
       `      env ${envVarName(name)} · ${s.type} · default ${describeDefault(s)} · ${describeAllowed(s)}`,
@@ -55,7 +60,7 @@ export function renderHelp(schema: ConfigSchema, options: HelpOptions): string {
 export function renderMarkdown(schema: ConfigSchema, title?: string): string {
   const rows = Object.entries(schema).map(([name, s]) =>
     [
-      `\`--${name}\``,
+      s.noFlag === true ? "(none: env or file only)" : `\`--${name}\``,
       `\`${envVarName(name)}\``,
       s.type,
       `\`${describeDefault(s)}\``,

@@ -12,6 +12,11 @@ interface SettingBase {
   defaultText?: string;
   /** Value is masked in help and in the effective-config log line. */
   secret?: boolean;
+  /**
+   * Refused as a flag: only env var or config file. For inline secrets, because a command line is
+   * readable by every local user (`ps`, /proc/<pid>/cmdline) and ends up in shell history.
+   */
+  noFlag?: boolean;
 }
 
 export interface StringSetting extends SettingBase {
@@ -141,6 +146,9 @@ function checkSetting(name: string, s: Setting): void {
   }
   if (RESERVED_NAMES.has(name)) throw new ConfigSchemaError(`setting name "${name}" is reserved`);
   if (s.description.trim() === "") throw new ConfigSchemaError(`setting "${name}" has no description`);
+  if (s.noFlag === true && s.secret !== true) {
+    throw new ConfigSchemaError(`setting "${name}": noFlag is for secrets; mark it secret too`);
+  }
   const bad = (why: string): never => {
     throw new ConfigSchemaError(`setting "${name}": ${why}`);
   };

@@ -170,6 +170,14 @@ function parseArgv(schema: ConfigSchema, argv: readonly string[], allowPositiona
       continue;
     }
     const setting = schema[name];
+    if (setting?.noFlag === true) {
+      throw new ConfigError(
+        `${flag} is not accepted on the command line, where every local user can read it (ps); set ${envVarName(name)}${
+          schema[`${name}-file`] === undefined ? "" : ` or pass --${name}-file`
+        } instead`,
+        { setting: name },
+      );
+    }
     if (setting !== undefined) {
       // A bare boolean flag means true and never swallows the next argument.
       const raw = setting.type === "boolean" && inline === undefined ? "true" : takeValue();

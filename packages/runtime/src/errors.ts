@@ -82,3 +82,8 @@ const RETRYABLE_GRPC_CODES: ReadonlySet<number> = new Set([8, 14]);
 export class ConnectionClosedError extends Error {
   override readonly name = "ConnectionClosedError";
 }
+
+/** A secret or certificate file (password, token, NKey seed, creds, TLS) cannot be read or is empty. */
+export class SecretFileError extends Error {
+  override readonly name = "SecretFileError";
+}

@@ -31,6 +31,7 @@ import {
   type Lease,
 } from "etcd3";
 import { ConnectionClosedError } from "./errors.js";
+import { type EtcdSecurity, etcdClientSecurityOptions } from "./etcd-auth.js";
 import { DEFAULT_KEY_PREFIX, type SluiceKeys, sluiceKeys } from "./keys.js";
 import type { Logger } from "./logger.js";
 
@@ -48,6 +49,8 @@ export interface EtcdSessionOptions {
   readonly maxRegrantDelayMs?: number;
   /** close() waits at most this long for the lease revoke (etcd may be down; the TTL then cleans up). Default 1000 ms. */
   readonly revokeTimeoutMs?: number;
+  /** etcd user and TLS; default none. Files are read when the session is created. */
+  readonly security?: EtcdSecurity;
   readonly logger?: Logger;
 }
 
@@ -57,9 +60,12 @@ export const DEFAULT_REGRANT_DELAY_MS = 500;
 export const DEFAULT_MAX_REGRANT_DELAY_MS = 5_000;
 export const DEFAULT_ETCD_REVOKE_TIMEOUT_MS = 1_000;
 
-export function etcdSessionOptionsWithDefaults(
-  options: EtcdSessionOptions,
-): Required<Omit<EtcdSessionOptions, "logger">> & { logger: Logger | undefined } {
+export function etcdSessionOptionsWithDefaults(options: EtcdSessionOptions): Required<
+  Omit<EtcdSessionOptions, "logger" | "security">
+> & {
+  security: EtcdSecurity | undefined;
+  logger: Logger | undefined;
+} {
   const resolved = {
     endpoints: options.endpoints.map((e) => e.trim()).filter((e) => e.length > 0),
     prefix: options.prefix ?? DEFAULT_KEY_PREFIX,
@@ -68,6 +74,7 @@ export function etcdSessionOptionsWithDefaults(
     regrantDelayMs: options.regrantDelayMs ?? DEFAULT_REGRANT_DELAY_MS,
     maxRegrantDelayMs: options.maxRegrantDelayMs ?? DEFAULT_MAX_REGRANT_DELAY_MS,
     revokeTimeoutMs: options.revokeTimeoutMs ?? DEFAULT_ETCD_REVOKE_TIMEOUT_MS,
+    security: options.security,
     logger: options.logger,
   };
   if (resolved.endpoints.length === 0) throw new RangeError("etcd endpoints list is empty");
@@ -162,11 +169,19 @@ export interface EtcdSession {
   close(): Promise<void>;
 }
 
-/** The etcd3 client with fault handling tuned for a TTL of seconds (the default breaker opens for 5 s). */
-export function createEtcdClient(endpoints: readonly string[], dialTimeoutMs: number): Etcd3 {
+/**
+ * The etcd3 client with fault handling tuned for a TTL of seconds (the default breaker opens for 5 s).
+ * `security` files are read now. @throws SecretFileError when one cannot be read
+ */
+export function createEtcdClient(
+  endpoints: readonly string[],
+  dialTimeoutMs: number,
+  security: EtcdSecurity = {},
+): Etcd3 {
   return new Etcd3({
     hosts: [...endpoints],
     dialTimeout: dialTimeoutMs,
+    ...etcdClientSecurityOptions(security),
     faultHandling: {
       host: () =>
         circuitBreaker(handleWhen(isRecoverableError), {
@@ -226,7 +241,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
  */
 export function createEtcdSession(options: EtcdSessionOptions): EtcdSession {
   const opts = etcdSessionOptionsWithDefaults(options);
-  const client = createEtcdClient(opts.endpoints, opts.dialTimeoutMs);
+  const client = createEtcdClient(opts.endpoints, opts.dialTimeoutMs, opts.security);
   const keys = sluiceKeys(opts.prefix);
   const remembered = new Map<string, string>();
   const listeners = new Set<EtcdSessionListener>();
@@ -284,7 +299,12 @@ export function createEtcdSession(options: EtcdSessionOptions): EtcdSession {
         candidate.release();
         if (closed) throw closedError();
         const error = err instanceof Error ? err : new Error(String(err));
-        opts.logger?.warn({ err: error }, "etcd lease grant failed; serving without it, retrying");
+        if (isPermanentWriteError(error)) {
+          opts.logger?.error(
+            { err: error },
+            "etcd refused this process's credentials or permissions; check the etcd-* auth settings and its role; retrying",
+          );
+        } else opts.logger?.warn({ err: error }, "etcd lease grant failed; serving without it, retrying");
         emit({ type: "regrant-failed", error });
         await backoff(failures);
       }

@@ -1,5 +1,5 @@
 export type { AdminServer, AdminServerOptions } from "./admin-server.js";
-export { startAdminServer } from "./admin-server.js";
+export { OPEN_ADMIN_PATHS, startAdminServer } from "./admin-server.js";
 export type { Codec, DecodeResult, ProtoJsonCodecOptions } from "./codec.js";
 export { CodecError, jsonCodec, protoCodec, protoJsonCodec } from "./codec.js";
 export type { LoadConfigOptions, LoadedConfig } from "./config.js";
@@ -21,6 +21,17 @@ export type {
   StringSetting,
 } from "./config-schema.js";
 export { camelCase, defineSchema, envVarName, mergeSchemas, valueKey } from "./config-schema.js";
+export type {
+  AdminSecurityConfigValues,
+  EtcdSecurityConfigValues,
+  SecurityConfigValues,
+} from "./config-security.js";
+export {
+  adminTokenFromConfig,
+  etcdSecurityFromConfig,
+  natsSecurityFromConfig,
+  securitySchema,
+} from "./config-security.js";
 export { describeAllowed, formatDurationMs, parseDurationMs, parseSettingValue } from "./config-values.js";
 export type { CampaignOptions, Leadership, LeadershipLossReason } from "./election.js";
 export { campaign, currentLeader } from "./election.js";
@@ -32,6 +43,7 @@ export {
   ConnectionClosedError,
   GrpcCallError,
   GrpcServerError,
+  SecretFileError,
 } from "./errors.js";
 export type {
   EtcdSession,
@@ -52,6 +64,8 @@ export {
   etcdSessionOptionsWithDefaults,
   openEtcdSession,
 } from "./etcd.js";
+export type { EtcdAuth, EtcdSecurity, EtcdTlsFiles } from "./etcd-auth.js";
+export { describeEtcdSecurity, etcdClientSecurityOptions } from "./etcd-auth.js";
 export type {
   BackgroundPrefixWatch,
   PrefixWatch,
@@ -126,9 +140,12 @@ export {
   DEFAULT_NATS_PING_INTERVAL_MS,
   DEFAULT_NATS_RECONNECT_DELAY_MS,
   DEFAULT_NATS_RECONNECT_JITTER_MS,
+  isNatsAuthError,
   natsOptionsWithDefaults,
   natsReconnectDelayMs,
 } from "./nats.js";
+export type { NatsAuth, NatsTlsFiles } from "./nats-auth.js";
+export { describeNatsAuth, natsAuthenticator, natsTlsOptions } from "./nats-auth.js";
 export type { ParsedPolicy, ParsePolicyOptions } from "./policy-document.js";
 export {
   parsePolicyText,
@@ -167,10 +184,12 @@ export {
 } from "./policy-watch.js";
 export type { LaunchedProcessShell, LaunchOptions, LaunchProcessShellOptions } from "./process-launch.js";
 export { launchProcessShell, runUntilExit } from "./process-launch.js";
-export type { ProcessShell, ProcessShellOptions } from "./process-shell.js";
+export type { ProcessSecurity, ProcessShell, ProcessShellOptions } from "./process-shell.js";
 export { maskUrlCredentials, startProcessShell } from "./process-shell.js";
 export type { Readiness, ReadinessCheck, ReadinessReport, ReadinessResult } from "./readiness.js";
 export { createReadiness, DEFAULT_READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
+export type { SecretValue } from "./secret-value.js";
+export { describeSecret, readSecret } from "./secret-value.js";
 export type { SharedState, SharedStateConfig } from "./shared-state.js";
 export { leaseTtlSecOf, openSharedState } from "./shared-state.js";
 export type {

@@ -30,6 +30,7 @@ import {
 } from "nats";
 import { ConnectionClosedError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { type NatsAuth, type NatsTlsFiles, natsAuthenticator, natsTlsOptions } from "./nats-auth.js";
 
 /** What a process can act on: NATS reachable or not, and why. */
 export type NatsStatusEvent =
@@ -67,6 +68,10 @@ export interface NatsConnectOptions {
   readonly connectTimeoutMs?: number;
   /** close() drains at most this long (a drain cannot finish while NATS is down), then closes. Default 5000 ms. */
   readonly drainTimeoutMs?: number;
+  /** How to authenticate; default none (or credentials embedded in the URL). See nats-auth.ts. */
+  readonly auth?: NatsAuth;
+  /** TLS files; when given, TLS is required (a server without TLS is refused, no silent downgrade). */
+  readonly tls?: NatsTlsFiles;
   readonly logger?: Logger;
 }
 
@@ -78,8 +83,10 @@ export const DEFAULT_NATS_MAX_PINGS_OUT = 3;
 export const DEFAULT_NATS_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_NATS_DRAIN_TIMEOUT_MS = 5_000;
 
-type ResolvedNatsOptions = Required<Omit<NatsConnectOptions, "logger" | "servers">> & {
+type ResolvedNatsOptions = Required<Omit<NatsConnectOptions, "logger" | "servers" | "auth" | "tls">> & {
   servers: string[];
+  auth: NatsAuth | undefined;
+  tls: NatsTlsFiles | undefined;
   logger: Logger | undefined;
 };
 
@@ -98,8 +105,13 @@ export function natsOptionsWithDefaults(options: NatsConnectOptions): ResolvedNa
     maxPingsOut: options.maxPingsOut ?? DEFAULT_NATS_MAX_PINGS_OUT,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_NATS_CONNECT_TIMEOUT_MS,
     drainTimeoutMs: options.drainTimeoutMs ?? DEFAULT_NATS_DRAIN_TIMEOUT_MS,
+    auth: options.auth,
+    tls: options.tls,
     logger: options.logger,
   };
+  if ((resolved.tls?.certFile === undefined) !== (resolved.tls?.keyFile === undefined)) {
+    throw new RangeError("NATS TLS client certificate and key must be given together");
+  }
   if (resolved.reconnectDelayMs <= 0 || resolved.maxReconnectDelayMs < resolved.reconnectDelayMs) {
     throw new RangeError(
       `NATS reconnect delays must satisfy 0 < reconnectDelayMs (${resolved.reconnectDelayMs}) <= maxReconnectDelayMs (${resolved.maxReconnectDelayMs})`,
@@ -297,6 +309,11 @@ export function createNatsClient(options: NatsConnectOptions): NatsClient {
       pingInterval: opts.pingIntervalMs,
       maxPingOut: opts.maxPingsOut,
       timeout: opts.connectTimeoutMs,
+      // nats.js gives up after two auth errors in a row; a process must keep trying (a rotated
+      // credential may be fixed by the next reconnect) and say so in its logs instead.
+      ignoreAuthErrorAbort: true,
+      ...(opts.auth === undefined ? {} : { authenticator: natsAuthenticator(opts.auth) }),
+      ...(opts.tls === undefined ? {} : { tls: natsTlsOptions(opts.tls) }),
     }).then(
       (nc) => {
         if (closed) {
@@ -309,7 +326,14 @@ export function createNatsClient(options: NatsConnectOptions): NatsClient {
         if (closed) return;
         const error = err instanceof Error ? err : new Error(String(err));
         const retryInMs = natsReconnectDelayMs(Date.now() - startedAt, opts);
-        opts.logger?.warn({ err: error, retryInMs }, "NATS unreachable; serving without it, retrying");
+        if (isNatsAuthError(error)) {
+          opts.logger?.error(
+            { err: error, retryInMs },
+            "NATS refused this process's credentials; check the nats-* auth settings; retrying",
+          );
+        } else {
+          opts.logger?.warn({ err: error, retryInMs }, "NATS unreachable; serving without it, retrying");
+        }
         emit({ type: "connect-failed", error, retryInMs });
         retryTimer = setTimeout(attempt, retryInMs);
         retryTimer.unref();
@@ -486,4 +510,10 @@ function statusIterable(
       };
     },
   };
+}
+
+/** The server rejected the credentials (as opposed to being unreachable). */
+export function isNatsAuthError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === "AUTHORIZATION_VIOLATION" || code === "AUTHENTICATION_EXPIRED";
 }

@@ -20,6 +20,14 @@ function refused(text: string, model?: string): PolicyDocumentError {
 }
 
 describe("parsePolicyText", () => {
+  it("refuses deeply nested text before the YAML parser sees it (100 000 levels crashed the CLI)", () => {
+    const deep = `{"ingress":{"classLimitShare":${"[".repeat(100_000)}1${"]".repeat(100_000)}}}`;
+    assert.match(refused(deep).message, /nested 100002 levels deep; a policy needs at most 64/);
+    assert.equal(policyModelOf(`{"model":"m","x":${"[".repeat(1_000)}${"]".repeat(1_000)}}`), undefined);
+    // Brackets inside strings are text, not nesting.
+    assert.equal(parsePolicyText(`description: "${"[".repeat(200)}"\n`).resolved.ingress.maxInflight, 0);
+  });
+
   it("reads YAML, fills the model from the key and resolves defaults", () => {
     const p = parsePolicyText("ingress:\n  kvOvercommit: 1.5\nfailMode: FAIL_MODE_OPEN\n", {
       model: "llama",

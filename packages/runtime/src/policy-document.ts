@@ -43,8 +43,41 @@ export interface ParsePolicyOptions {
   readonly model?: string;
 }
 
+/**
+ * Deepest `[` / `{` nesting a policy may have (real ones reach 4). The YAML parser recurses per level:
+ * a 100 000-level document overflows its stack, and V8 can abort the whole process (a fatal regexp
+ * allocation failure) while the parser builds its error, so such text is refused before parsing.
+ */
+export const MAX_POLICY_NESTING = 64;
+
+/** Deepest flow-collection nesting of `text`, brackets inside quoted strings not counted. */
+function flowNestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let quote = "";
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quote !== "") {
+      if (ch === "\\" && quote === '"') i++;
+      else if (ch === quote) quote = "";
+    } else if (ch === '"' || ch === "'") quote = ch;
+    else if (ch === "[" || ch === "{") deepest = Math.max(deepest, ++depth);
+    else if (ch === "]" || ch === "}") depth = Math.max(0, depth - 1);
+  }
+  return deepest;
+}
+
 /** Parses YAML or JSON text (JSON is YAML) and validates it. @throws PolicyDocumentError */
 export function parsePolicyText(text: string, options: ParsePolicyOptions = {}): ParsedPolicy {
+  const depth = flowNestingDepth(text);
+  if (depth > MAX_POLICY_NESTING) {
+    throw new PolicyDocumentError([
+      {
+        path: DOCUMENT_PATH,
+        message: `is nested ${depth} levels deep; a policy needs at most ${MAX_POLICY_NESTING}`,
+      },
+    ]);
+  }
   let value: unknown;
   try {
     value = parseYaml(text, { uniqueKeys: true });
@@ -86,6 +119,7 @@ export function parseStoredPolicy(text: string, options: ParsePolicyOptions = {}
  * none or does not parse. Lets a CLI default the policy key to what the file says.
  */
 export function policyModelOf(text: string): string | undefined {
+  if (flowNestingDepth(text) > MAX_POLICY_NESTING) return undefined;
   try {
     const doc = parseYaml(text) as unknown;
     const model = typeof doc === "object" && doc !== null ? (doc as { model?: unknown }).model : undefined;

@@ -12,12 +12,15 @@ import { commonSchema } from "./config-common.js";
 import { renderHelp } from "./config-help.js";
 import type { ConfigSchema, ConfigValues } from "./config-schema.js";
 import { mergeSchemas, valueKey } from "./config-schema.js";
+import { adminTokenFromConfig, etcdSecurityFromConfig, natsSecurityFromConfig } from "./config-security.js";
 import type { ConfigSource } from "./errors.js";
 import { ConfigError } from "./errors.js";
+import { describeEtcdSecurity, type EtcdSecurity } from "./etcd-auth.js";
 import type { ProcessLogger } from "./logger.js";
 import { createLogger } from "./logger.js";
 import type { Metrics } from "./metrics.js";
 import { createMetricsRegistry, createPromMetrics } from "./metrics.js";
+import { describeNatsAuth, type NatsAuth, type NatsTlsFiles } from "./nats-auth.js";
 import type { Readiness } from "./readiness.js";
 import { createReadiness } from "./readiness.js";
 import type { ShutdownManager } from "./shutdown.js";
@@ -43,10 +46,17 @@ export interface ProcessShellOptions<S extends ConfigSchema> {
   logDestination?: DestinationStream;
 }
 
+/** Checked NATS and etcd credentials, ready to spread into `createNatsClient` / pass to `createEtcdSession`. */
+export interface ProcessSecurity {
+  readonly nats: { readonly auth?: NatsAuth; readonly tls?: NatsTlsFiles };
+  readonly etcd: EtcdSecurity;
+}
+
 export interface ProcessShell<S extends ConfigSchema> {
   config: ConfigValues<CommonSchema> & ConfigValues<S>;
   /** Where each setting came from, keyed by setting name. */
   sources: Readonly<Record<string, ConfigSource>>;
+  security: ProcessSecurity;
   logger: ProcessLogger;
   registry: Registry;
   metrics: Metrics;
@@ -81,6 +91,17 @@ export async function startProcessShell<S extends ConfigSchema>(
     return exit(0);
   }
   const config = loaded.values as unknown as ConfigValues<CommonSchema> & ConfigValues<S>;
+  // Credentials are checked (files read) before anything starts: a missing Secret is a config error.
+  let security: ProcessSecurity;
+  let adminToken: string | undefined;
+  try {
+    security = { nats: natsSecurityFromConfig(config), etcd: etcdSecurityFromConfig(config) };
+    adminToken = adminTokenFromConfig(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    stderr.write(`${command}: ${err.message}\n`);
+    return exit(2);
+  }
 
   const logger = createLogger({
     role: options.role,
@@ -96,7 +117,15 @@ export async function startProcessShell<S extends ConfigSchema>(
   shutdown.installCrashGuards();
   for (const warning of loaded.warnings) logger.warn({}, warning);
   logger.info(
-    { config: printableConfig(schema, loaded.values), sources: sourceSummary(loaded.sources) },
+    {
+      config: printableConfig(schema, loaded.values),
+      sources: sourceSummary(loaded.sources),
+      access: {
+        nats: `${describeNatsAuth(security.nats.auth)}, ${security.nats.tls === undefined ? "no TLS" : "TLS"}`,
+        etcd: describeEtcdSecurity(security.etcd),
+        admin: adminToken === undefined ? "open" : "bearer token (except /healthz, /readyz)",
+      },
+    },
     "configuration loaded",
   );
 
@@ -114,6 +143,7 @@ export async function startProcessShell<S extends ConfigSchema>(
       port: config.adminPort,
       registry,
       readiness,
+      ...(adminToken === undefined ? {} : { bearerToken: adminToken }),
       logger: logger.child({ component: "admin" }),
     });
   } catch (err) {
@@ -123,7 +153,17 @@ export async function startProcessShell<S extends ConfigSchema>(
   shutdown.register("close", "admin-server", () => admin.close());
   shutdown.installSignalHandlers();
   logger.info({ admin: admin.url }, "admin server listening");
-  return { config, sources: loaded.sources, logger, registry, metrics, readiness, admin, shutdown };
+  return {
+    config,
+    sources: loaded.sources,
+    security,
+    logger,
+    registry,
+    metrics,
+    readiness,
+    admin,
+    shutdown,
+  };
 }
 
 /** Effective config for the start-up log: secrets masked, credentials stripped from URLs. */

@@ -1,11 +1,18 @@
 // Start-up of the shared state for processes whose own state comes from it (router, engine-scheduler,
 // aggregator): they wait for their first NATS connection and etcd lease before serving. Processes that
 // must serve at once (ingress, mock-engine) use `createNatsClient` / `createEtcdSession` instead.
+import {
+  type EtcdSecurityConfigValues,
+  etcdSecurityFromConfig,
+  natsSecurityFromConfig,
+  type SecurityConfigValues,
+} from "./config-security.js";
 import { type EtcdSession, openEtcdSession } from "./etcd.js";
 import type { Logger } from "./logger.js";
 import { connectNats, type NatsHandle } from "./nats.js";
 
-export interface SharedStateConfig {
+/** The common settings, credentials included (a process's config has them all). */
+export interface SharedStateConfig extends SecurityConfigValues, EtcdSecurityConfigValues {
   readonly id: string;
   readonly natsUrl: string;
   readonly etcdEndpoints: readonly string[];
@@ -36,6 +43,7 @@ export async function openSharedState(
   try {
     nats = await connectNats({
       servers: config.natsUrl,
+      ...natsSecurityFromConfig(config),
       name: `${role}-${config.id}`,
       logger: logger.child({ component: "nats" }),
     });
@@ -48,6 +56,7 @@ export async function openSharedState(
       endpoints: config.etcdEndpoints,
       prefix: config.etcdPrefix,
       leaseTtlSec: leaseTtlSecOf(config.leaseTtlMs),
+      security: etcdSecurityFromConfig(config),
       logger: logger.child({ component: "etcd" }),
     });
     return { nats, etcd };

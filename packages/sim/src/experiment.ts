@@ -10,11 +10,11 @@ import { dynamoEmaPolicy } from "./dynamo-ema-policy.js";
 import type { EngineSetup } from "./engine-setup.js";
 import { SimUsageError } from "./errors.js";
 import { type AdmissionPolicy, noAdmissionPolicy, type PolicyContext } from "./policy.js";
-import { type SimRunResult, simulate } from "./simulator.js";
+import { type SimRunResult, type SimulatorOptions, simulate } from "./simulator.js";
 import { sluicePolicy } from "./sluice-policy.js";
 import { staticLimitPolicy } from "./static-policy.js";
 import type { Trace } from "./trace.js";
-import { buildWorkload, type WorkloadOptions } from "./workload.js";
+import { buildWorkload, type Workload, type WorkloadOptions } from "./workload.js";
 
 export const POLICY_NAMES = [
   "none",
@@ -119,25 +119,38 @@ export function policyContextOf(
   };
 }
 
-export function runPolicy(
+/** The workload of `experiment` at `rateScale`. */
+export function workloadOf(experiment: ExperimentOptions, rateScale: number): Workload {
+  return buildWorkload(experiment.trace, { ...experiment.workload, rateScale });
+}
+
+/** Simulator options for `policy`, with a FRESH (stateful) policy on every call. */
+export function simulatorOptionsOf(
   experiment: ExperimentOptions,
   policy: PolicyName,
-  rateScale: number,
-): SimRunResult {
-  const workload = buildWorkload(experiment.trace, { ...experiment.workload, rateScale });
-  return simulate(workload, {
+  extra: Partial<SimulatorOptions> = {},
+): () => SimulatorOptions {
+  const context = policyContextOf(experiment);
+  const baselines = { ...experiment.baselines, staticLimit: experiment.staticLimit };
+  return () => ({
     createEngine: experiment.engine.createEngine,
     blockHashesOf: experiment.engine.blockHashesOf,
     engineCount: experiment.engineCount,
-    policy: createPolicy(
-      policy,
-      policyContextOf(experiment),
-      { ...experiment.baselines, staticLimit: experiment.staticLimit },
-      experiment.seed ?? 1,
-    ),
+    policy: createPolicy(policy, context, baselines, experiment.seed ?? 1),
     objectives: experiment.objectives ?? DEFAULT_CLASS_OBJECTIVES,
     loadDelayMs: experiment.loadDelayMs,
     dispatchDelayMs: experiment.dispatchDelayMs,
     ...(experiment.onProgress ? { onProgress: experiment.onProgress } : {}),
+    ...extra,
   });
+}
+
+/** One run of `policy` at `rateScale`; `extra` sets simulator hooks (`retryRejected`, `forceAdmitRequest`). */
+export function runPolicy(
+  experiment: ExperimentOptions,
+  policy: PolicyName,
+  rateScale: number,
+  extra: Partial<SimulatorOptions> = {},
+): SimRunResult {
+  return simulate(workloadOf(experiment, rateScale), simulatorOptionsOf(experiment, policy, extra)());
 }

@@ -24,7 +24,22 @@ export {
   POLICY_NAMES,
   policyContextOf,
   runPolicy,
+  simulatorOptionsOf,
+  workloadOf,
 } from "./experiment.js";
+export type {
+  FalseRejectionEstimate,
+  FalseRejectionOptions,
+  FalseRejectionSample,
+  Proportion,
+} from "./false-rejection.js";
+export {
+  DEFAULT_FALSE_REJECTION_OPTIONS,
+  estimateFalseRejections,
+  evaluateRejection,
+  wilsonInterval,
+  windowOf,
+} from "./false-rejection.js";
 export { parseMooncakeTrace } from "./mooncake-reader.js";
 export { renderSweepSvg } from "./plot.js";
 export type {
@@ -48,13 +63,13 @@ export type {
 export { noAdmissionPolicy } from "./policy.js";
 export { parseTrace, readTraceFile } from "./read-trace.js";
 export { LatencyHistogram, parseDurationMs } from "./replay-support.js";
-export type { PolicyReport } from "./report.js";
+export type { ClassReport, PolicyReport } from "./report.js";
 export { formatReportTable, summarize } from "./report.js";
 export type { Command, CommandIo, SimJsonRow, SimOutput } from "./sim-command.js";
 export { runSim, simCommand } from "./sim-command.js";
 export type { SimFlags } from "./sim-flags.js";
 export { parseSimFlags, SIM_HELP } from "./sim-flags.js";
-export type { SimRunResult, SimulatorOptions } from "./simulator.js";
+export type { SimRetries, SimRunResult, SimulatedRun, SimulatorOptions } from "./simulator.js";
 export { DEFAULT_DISPATCH_DELAY_MS, DEFAULT_LOAD_DELAY_MS, simulate } from "./simulator.js";
 export type { SimEngineGateOptions } from "./sluice-engine-gate.js";
 export { createSimEngineGate, DEFAULT_GATE_REEVALUATE_INTERVAL_MS } from "./sluice-engine-gate.js";

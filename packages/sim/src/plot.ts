@@ -6,7 +6,7 @@ import type { PolicyReport } from "./report.js";
 const PANEL_W = 420;
 const PANEL_H = 300;
 const MARGIN = { left: 60, right: 20, top: 40, bottom: 50 };
-const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");

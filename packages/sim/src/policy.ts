@@ -94,6 +94,14 @@ export interface SimRouter {
   onFirstToken(request: number, nowMs: number): void;
   /** The request left (completed, or rejected after routing): free its predicted load. */
   onRelease(request: number, nowMs: number): void;
+  /**
+   * Prompt tokens of `request` each engine holds in its prefix cache, as the router's index believes
+   * (engines absent = 0). Read-only: no routing, no accounting. Used to place a force-admitted request.
+   */
+  cachedTokensByEngine?(
+    request: PolicyRequest,
+    blockHashes: readonly BlockHash[],
+  ): ReadonlyMap<number, number>;
 }
 
 export type SimGateOffer = { admit: true } | { admit: false; reason: string; retryAfterMs: number };

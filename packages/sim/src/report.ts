@@ -1,7 +1,19 @@
 // Summarises one run into the per-policy report (JSON fields in snake_case, as `--json` prints them).
 
+import { REQUEST_CLASSES } from "./classes.js";
 import { quantileSorted } from "./latency-histogram.js";
 import type { SimRunResult } from "./simulator.js";
+
+/** One request class's share of a run (only classes that occur in the workload are reported). */
+export interface ClassReport {
+  requests: number;
+  admitted: number;
+  /** Rejected by a policy level / requests of the class. */
+  rejected_fraction: number;
+  /** Completed meeting the class's objectives / admitted requests of the class. */
+  slo_attainment_admitted: number;
+  goodput_rps: number;
+}
 
 export interface PolicyReport {
   policy: string;
@@ -45,6 +57,14 @@ export interface PolicyReport {
   inflight_p99_at_arrival: number;
   /** Virtual seconds until the last request settled. */
   drain_s: number;
+  /** Per request class that occurs in the workload. */
+  by_class: Record<string, ClassReport>;
+  /** Retries made (only with the simulator's `retryRejected`; 0 otherwise). */
+  retries: number;
+  /** Retries admitted by every level / retries; null when there were none. */
+  retry_after_accuracy: number | null;
+  /** Retries that were admitted and met their objectives / retries; null when there were none. */
+  retry_met_fraction: number | null;
 }
 
 function round(value: number, digits = 3): number {
@@ -99,6 +119,13 @@ export function summarize(
   const meanItl = sortedFinite(result.meanItlMs, result.completed);
   const retry = result.retryAfterMs.filter((v) => Number.isFinite(v)).sort();
   const goodput = met / windowS;
+  const retries = result.retries?.of.length ?? 0;
+  let retriesAdmitted = 0;
+  let retriesMet = 0;
+  for (let k = 0; k < retries; k++) {
+    retriesAdmitted += result.retries?.admitted[k] as number;
+    retriesMet += result.retries?.metObjectives[k] as number;
+  }
   return {
     policy: result.policy,
     rate_scale: round(rateScale, 6),
@@ -136,7 +163,35 @@ export function summarize(
     mean_inflight: round(latencySumMs / result.windowMs, 2),
     inflight_p99_at_arrival: quantileSorted(Float64Array.from(result.inFlightAtArrival).sort(), 0.99),
     drain_s: round(result.endMs / 1000),
+    by_class: summarizeClasses(result, windowS),
+    retries,
+    retry_after_accuracy: retries > 0 ? round(retriesAdmitted / retries, 4) : null,
+    retry_met_fraction: retries > 0 ? round(retriesMet / retries, 4) : null,
   };
+}
+
+function summarizeClasses(result: SimRunResult, windowS: number): Record<string, ClassReport> {
+  const out: Record<string, ClassReport> = {};
+  for (const name of REQUEST_CLASSES) {
+    let requests = 0;
+    let admitted = 0;
+    let met = 0;
+    for (let i = 0; i < result.requests.length; i++) {
+      if ((result.requests[i] as { requestClass: string }).requestClass !== name) continue;
+      requests++;
+      admitted += result.admitted[i] as number;
+      met += result.metObjectives[i] as number;
+    }
+    if (requests === 0) continue;
+    out[name] = {
+      requests,
+      admitted,
+      rejected_fraction: round((requests - admitted) / requests, 6),
+      slo_attainment_admitted: admitted > 0 ? round(met / admitted, 6) : 0,
+      goodput_rps: round(met / windowS),
+    };
+  }
+  return out;
 }
 
 const COLUMNS: [header: string, value: (r: PolicyReport) => string][] = [

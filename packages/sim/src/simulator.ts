@@ -50,6 +50,20 @@ export interface SimulatorOptions {
   /** Called every ~`progressEveryRequests` settled requests with (settled, total). */
   onProgress?: (settled: number, total: number) => void;
   progressEveryRequests?: number;
+  /**
+   * Counterfactual hook (false rejections, docs/evaluation.md): the request with this index bypasses every
+   * admission level. It is never offered to L1, L2 or L3, so it never enters their own accounting (no
+   * release either), but everything that observes engines or responses sees it (load snapshots, KV events,
+   * first-token and completion callbacks, the simulator's in-flight count). It goes to the engine where it
+   * would start soonest by what the simulator can see (see `placeForced`).
+   */
+  forceAdmitRequest?: number;
+  /**
+   * Retry-After hook: every request a policy level rejects with a finite Retry-After arrives once more,
+   * as a new attempt of the same request, at rejection time + Retry-After. Retries are not retried again,
+   * are not counted in `rejections`, and are reported in `retries` (their TTFT runs from the retry).
+   */
+  retryRejected?: boolean;
 }
 
 export const DEFAULT_LOAD_DELAY_MS = 10;
@@ -79,6 +93,11 @@ export interface SimRunResult {
   completed: Uint8Array;
   /** `level:reason` → count, for every rejection (policy or engine). */
   rejections: Map<string, number>;
+  /**
+   * Per request (by index): its `level:reason` when it was rejected, else undefined. Optional (as the two
+   * fields below) so results built outside the simulator (the replay client's) need not invent them.
+   */
+  rejectionKey?: readonly (string | undefined)[];
   /** Rejections that happened after admission (engine refused the request). */
   lateRejections: number;
   /** Per-token inter-token latencies of all completed requests. */
@@ -93,6 +112,26 @@ export interface SimRunResult {
   prefixCacheHitTokens: number;
   /** Retry-After the policy gave each rejected request (NaN when not rejected by the policy). */
   retryAfterMs: Float64Array;
+  /** `forceAdmitRequest` when set, else -1 (absent: not a simulator result). */
+  forcedRequest?: number;
+  /** Retry attempts made under `retryRejected` (empty otherwise), in the order they were scheduled. */
+  retries?: SimRetries;
+}
+
+/** What `simulate` returns: a run result with the simulator-only fields present. */
+export type SimulatedRun = SimRunResult &
+  Required<Pick<SimRunResult, "rejectionKey" | "forcedRequest" | "retries">>;
+
+/** Second attempts of rejected requests, one entry per retry. */
+export interface SimRetries {
+  /** Index of the rejected request the retry repeats. */
+  of: Int32Array;
+  /** Virtual time the retry arrived (rejection time + Retry-After). */
+  atMs: Float64Array;
+  /** 1 when every policy level admitted the retry. */
+  admitted: Uint8Array;
+  /** 1 when the retry completed meeting its class objectives (measured from its own arrival). */
+  metObjectives: Uint8Array;
 }
 
 type SimEvent =
@@ -107,7 +146,8 @@ type SimEvent =
     }
   | { kind: "kv"; engine: number; events: KvEvent[] }
   | { kind: "router-wake" }
-  | { kind: "gate-wake"; engine: number };
+  | { kind: "gate-wake"; engine: number }
+  | { kind: "retry-arrival"; request: number };
 
 /** EWMA weight of one step's prefill throughput in the engine-side measurement (without an L3 gate). */
 const PREFILL_RATE_EWMA_WEIGHT = 0.05;
@@ -138,7 +178,11 @@ interface MutableEngineView extends EngineView {
   observedAtMs: number;
 }
 
-function validate(options: SimulatorOptions): void {
+function validate(options: SimulatorOptions, requestCount: number): void {
+  const forced = options.forceAdmitRequest;
+  if (forced !== undefined && !(Number.isInteger(forced) && forced >= 0 && forced < requestCount)) {
+    throw new SimUsageError(`forced request must be an index in [0, ${requestCount}), got ${forced}`);
+  }
   if (!Number.isInteger(options.engineCount) || options.engineCount < 1) {
     throw new SimUsageError(`engine count must be an integer ≥ 1, got ${options.engineCount}`);
   }
@@ -149,24 +193,30 @@ function validate(options: SimulatorOptions): void {
   }
 }
 
-export function simulate(workload: Workload, options: SimulatorOptions): SimRunResult {
-  validate(options);
-  const { requests } = workload;
+export function simulate(workload: Workload, options: SimulatorOptions): SimulatedRun {
+  validate(options, workload.requests.length);
   const { policy, objectives, loadDelayMs, dispatchDelayMs } = options;
   const router: SimRouter | undefined = policy.router;
   const collectKvEvents = router?.wantsKvEvents === true;
-  const n = requests.length;
-  const status = new Uint8Array(n);
-  const admitted = new Uint8Array(n);
-  const completed = new Uint8Array(n);
-  const metObjectives = new Uint8Array(n);
-  const firstTokenAt = new Float64Array(n).fill(Number.NaN);
-  const lastTokenAt = new Float64Array(n).fill(Number.NaN);
-  const ttftMs = new Float64Array(n).fill(Number.NaN);
-  const meanItlMs = new Float64Array(n).fill(Number.NaN);
-  const latencyMs = new Float64Array(n).fill(Number.NaN);
-  const inFlightAtArrival = new Int32Array(n);
-  const retryAfterMs = new Float64Array(n).fill(Number.NaN);
+  const n = workload.requests.length;
+  const forced = options.forceAdmitRequest ?? -1;
+  const retryRejected = options.retryRejected === true;
+  // Retries get indices n, n+1, …: at most one per trace request, so 2n slots cover them.
+  const slots = retryRejected ? 2 * n : n;
+  const requests: SimRequest[] = workload.requests.slice();
+  const status = new Uint8Array(slots);
+  const admitted = new Uint8Array(slots);
+  const completed = new Uint8Array(slots);
+  const metObjectives = new Uint8Array(slots);
+  const firstTokenAt = new Float64Array(slots).fill(Number.NaN);
+  const lastTokenAt = new Float64Array(slots).fill(Number.NaN);
+  const ttftMs = new Float64Array(slots).fill(Number.NaN);
+  const meanItlMs = new Float64Array(slots).fill(Number.NaN);
+  const latencyMs = new Float64Array(slots).fill(Number.NaN);
+  const inFlightAtArrival = new Int32Array(slots);
+  const retryAfterMs = new Float64Array(slots).fill(Number.NaN);
+  const retryOf: number[] = [];
+  const rejectionKey: (string | undefined)[] = new Array(n).fill(undefined);
   const rejections = new Map<string, number>();
   const itl = new LatencyHistogram();
   const queue = new EventQueue<SimEvent>();
@@ -212,17 +262,35 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     engines: views,
   };
 
-  const reject = (key: string): void => {
+  /** Counts a rejection of a trace request (retries are reported in `retries`, not here). */
+  const reject = (index: number, key: string): void => {
+    if (index >= n) return;
     rejections.set(key, (rejections.get(key) ?? 0) + 1);
+    rejectionKey[index] = key;
   };
-  const settle = (): void => {
+  const settle = (index: number): void => {
+    if (index >= n) return;
     settled++;
     if (options.onProgress && settled % progressEvery === 0) options.onProgress(settled, n);
+  };
+  /** Under `retryRejected`, a policy rejection with a Retry-After makes the request arrive once more. */
+  const scheduleRetry = (index: number, retryMs: number): void => {
+    if (!retryRejected || index >= n || !Number.isFinite(retryMs)) return;
+    const retry: SimRequest = {
+      ...(requests[index] as SimRequest),
+      index: n + retryOf.length,
+      arrivalMs: nowMs + Math.max(0, retryMs),
+    };
+    retryOf.push(index);
+    requests.push(retry);
+    queue.push(retry.arrivalMs, { kind: "retry-arrival", request: retry.index });
   };
   /** The request leaves every level's accounting (exactly once per admitted request). */
   const release = (r: SimRequest): void => {
     inFlight--;
     inFlightByClass[r.requestClass]--;
+    // A forced request never entered the levels' own accounting, so it has nothing to release there.
+    if (r.index === forced) return;
     router?.onRelease(r.index, nowMs);
     policy.onRelease?.(r as PolicyRequest, nowMs);
   };
@@ -232,9 +300,10 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     status[index] = Status.Rejected;
     admitted[index] = 0;
     retryAfterMs[index] = retryMs;
-    reject(`${level}:${reason}`);
+    reject(index, `${level}:${reason}`);
     release(r);
-    settle();
+    settle(index);
+    scheduleRetry(index, retryMs);
   };
 
   // Believed in-flight = what the snapshot saw + what was routed but had not reached the engine when the
@@ -319,11 +388,11 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     } catch (error) {
       if (!(error instanceof RequestTooLongError)) throw error;
       status[index] = Status.Rejected;
-      lateRejections++;
-      reject("engine:request_too_long");
-      engine.gate?.onFinished(index);
+      if (index < n) lateRejections++;
+      reject(index, "engine:request_too_long");
+      if (index !== forced) engine.gate?.onFinished(index);
       release(r);
-      settle();
+      settle(index);
       return false;
     }
     return true;
@@ -356,7 +425,7 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     const engine = engines[e] as EngineState;
     const r = requests[index] as SimRequest;
     engine.arrivedCount++;
-    if (engine.gate === undefined) {
+    if (engine.gate === undefined || index === forced) {
       if (enterModel(e, index, atMs) && !engine.busy) startStep(e, atMs);
       return;
     }
@@ -382,6 +451,29 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
       }
     }
     return best;
+  };
+
+  /**
+   * Where a forced request goes: with an L2 router, the engine where it would start soonest by what the
+   * simulator's views show (observed pending prefill + its own uncached tokens, from the router's prefix
+   * overlaps); without one, the same least-loaded choice every request of that policy gets.
+   */
+  const placeForced = (r: SimRequest): { engine: number; cachedTokens: number } => {
+    if (router?.cachedTokensByEngine === undefined) return { engine: leastLoaded(), cachedTokens: 0 };
+    const cachedByEngine = router.cachedTokensByEngine(r as PolicyRequest, options.blockHashesOf(r));
+    let best = 0;
+    let bestCost = Number.POSITIVE_INFINITY;
+    let bestCached = 0;
+    for (let e = 0; e < views.length; e++) {
+      const cached = Math.min(r.promptTokens, cachedByEngine.get(e) ?? 0);
+      const cost = (views[e] as MutableEngineView).observedPendingPrefillTokens + r.promptTokens - cached;
+      if (cost < bestCost) {
+        best = e;
+        bestCost = cost;
+        bestCached = cached;
+      }
+    }
+    return { engine: best, cachedTokens: bestCached };
   };
 
   const sendToEngine = (e: number, index: number, cachedTokens: number): void => {
@@ -411,12 +503,22 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
   const onArrival = (index: number): void => {
     const r = requests[index] as SimRequest;
     inFlightAtArrival[index] = inFlight;
+    if (index === forced) {
+      admitted[index] = 1;
+      status[index] = Status.InFlight;
+      inFlight++;
+      inFlightByClass[r.requestClass]++;
+      const place = placeForced(r);
+      sendToEngine(place.engine, index, place.cachedTokens);
+      return;
+    }
     const decision = policy.admit(r as PolicyRequest, clusterView, nowMs);
     if (!decision.admit) {
       status[index] = Status.Rejected;
       retryAfterMs[index] = decision.retryAfterMs;
-      reject(`${decision.level}:${decision.reason}`);
-      settle();
+      reject(index, `${decision.level}:${decision.reason}`);
+      settle(index);
+      scheduleRetry(index, decision.retryAfterMs);
       return;
     }
     admitted[index] = 1;
@@ -463,8 +565,10 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
       if (!Number.isNaN(firstTokenAt[i] as number)) continue;
       firstTokenAt[i] = nowMs;
       lastTokenAt[i] = nowMs;
-      gate?.onFirstToken(i, nowMs);
-      router?.onFirstToken(i, nowMs);
+      if (i !== forced) {
+        gate?.onFirstToken(i, nowMs);
+        router?.onFirstToken(i, nowMs);
+      }
       policy.onFirstToken?.(requests[i] as PolicyRequest, nowMs);
     }
     // Most sequences of a step share one gap (the previous step's end): count runs, one histogram add each.
@@ -499,14 +603,14 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
       completed[i] = 1;
       status[i] = Status.Completed;
       if (!met) wastedPrefillTokens += r.promptTokens;
-      gate?.onFinished(i);
+      if (i !== forced) gate?.onFinished(i);
       release(r);
       policy.onComplete?.(
         r as PolicyRequest,
         { ttftMs: ttft, meanItlMs: meanItl, metObjectives: met },
         nowMs,
       );
-      settle();
+      settle(i);
     }
     publishSnapshot(e, nowMs, result.kvEvents);
     if (gate !== undefined) pumpGate(e);
@@ -545,6 +649,9 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
         drainRouter();
         scheduleRouterWake();
         break;
+      case "retry-arrival":
+        onArrival(ev.request);
+        break;
       case "gate-wake": {
         const engine = engines[ev.engine] as EngineState;
         if (nowMs >= engine.gateWakeAtMs) engine.gateWakeAtMs = Number.POSITIVE_INFINITY;
@@ -563,24 +670,34 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     prefixCacheQueryTokens += load.prefixCacheQueryTokens;
     prefixCacheHitTokens += load.prefixCacheHitTokens;
   }
-  for (let i = 0; i < n; i++) {
+  const attempts = n + retryOf.length;
+  for (let i = 0; i < attempts; i++) {
     if (status[i] === Status.InFlight || status[i] === Status.Pending) {
       throw new SimulationStalledError(i, nowMs);
     }
   }
+  const retries: SimRetries = {
+    of: Int32Array.from(retryOf),
+    atMs: Float64Array.from(retryOf, (_, k) => (requests[n + k] as SimRequest).arrivalMs),
+    admitted: admitted.slice(n, attempts),
+    metObjectives: metObjectives.slice(n, attempts),
+  };
+  const main = <T extends Float64Array | Uint8Array | Int32Array>(a: T): T =>
+    (slots === n ? a : a.slice(0, n)) as T;
   return {
     policy: policy.name,
-    requests,
+    requests: workload.requests,
     windowMs: workload.windowMs,
     endMs: nowMs,
-    ttftMs,
-    meanItlMs,
-    latencyMs,
-    inFlightAtArrival,
-    metObjectives,
-    admitted,
-    completed,
+    ttftMs: main(ttftMs),
+    meanItlMs: main(meanItlMs),
+    latencyMs: main(latencyMs),
+    inFlightAtArrival: main(inFlightAtArrival),
+    metObjectives: main(metObjectives),
+    admitted: main(admitted),
+    completed: main(completed),
     rejections,
+    rejectionKey,
     lateRejections,
     itl,
     computedPrefillTokens,
@@ -588,6 +705,8 @@ export function simulate(workload: Workload, options: SimulatorOptions): SimRunR
     preemptions,
     prefixCacheQueryTokens,
     prefixCacheHitTokens,
-    retryAfterMs,
+    retryAfterMs: main(retryAfterMs),
+    forcedRequest: forced,
+    retries,
   };
 }

@@ -123,6 +123,14 @@ export function createSimRouter(options: SimRouterOptions): SluiceSimRouter {
       }
       return result;
     },
+    cachedTokensByEngine(request: PolicyRequest, blockHashes: readonly BlockHash[]): Map<number, number> {
+      const out = new Map<number, number>();
+      if (blockHashes.length === 0) return out;
+      for (const [workerId, blocks] of index.findMatches(blockHashes)) {
+        out.set(engineOf(workerId), Math.min(request.promptTokens, blocks * context.blockSize));
+      }
+      return out;
+    },
     heldCount: () => router.heldCount(),
     nextExpiryMs: () => router.nextExpiryMs(),
     onKvEvents(engine: number, events: readonly KvEvent[]): void {

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { type EtcdServerAuth, enableEtcdAuth } from "./etcd-auth-setup.js";
 import { extendHandle } from "./extend-handle.js";
 import { probeHttp } from "./http-probe.js";
 import {
@@ -26,6 +27,21 @@ export interface EtcdServerOptions extends ServerLaunchOptions {
   readonly electionTimeoutMs?: number;
   /** Extra command-line arguments, appended last. */
   readonly extraArgs?: readonly string[];
+  /**
+   * TLS on the client port (endpoints become https://). The readiness probe then uses a separate plain
+   * HTTP metrics listener (`--listen-metrics-urls`), which serves /health only.
+   */
+  readonly tls?: EtcdServerTls;
+  /** Users, roles and `auth enable`, set up once the server is first ready (kept across restarts). */
+  readonly auth?: EtcdServerAuth;
+}
+
+export interface EtcdServerTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** CA of client certificates; with `clientCertAuth` every client must present one it signed. */
+  readonly caFile?: string;
+  readonly clientCertAuth?: boolean;
 }
 
 export interface EtcdServer extends ServerHandle {
@@ -38,6 +54,8 @@ export interface EtcdServer extends ServerHandle {
 interface EtcdPorts {
   readonly clientPort: number;
   readonly peerPort: number;
+  /** Plain-HTTP /health listener, only with TLS. */
+  readonly metricsPort: number | undefined;
 }
 
 export const DEFAULT_ETCD_HEARTBEAT_INTERVAL_MS = 50;
@@ -53,7 +71,10 @@ const MEMBER_NAME = "sluice";
 export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdServer> {
   const env = options.env ?? process.env;
   const external = env[ETCD_ENDPOINTS_ENV];
-  if ((options.allowExternal ?? true) && external !== undefined && external !== "") {
+  // A server with auth or TLS must be configured by us, so those options never use an external one.
+  const mayUseExternal =
+    (options.allowExternal ?? true) && options.auth === undefined && options.tls === undefined;
+  if (mayUseExternal && external !== undefined && external !== "") {
     const endpoints = external
       .split(",")
       .map((e) => e.trim())
@@ -74,9 +95,12 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
     pickPorts: async () => ({
       clientPort: options.clientPort ?? (await freePort(host)),
       peerPort: options.peerPort ?? (await freePort(host)),
+      metricsPort: options.tls === undefined ? undefined : await freePort(host),
     }),
     plan: (p, dataDir) => {
-      const clientUrl = `http://${host}:${p.clientPort}`;
+      const clientUrl = `${options.tls === undefined ? "http" : "https"}://${host}:${p.clientPort}`;
+      const healthUrl =
+        p.metricsPort === undefined ? `${clientUrl}/health` : `http://${host}:${p.metricsPort}/health`;
       const peerUrl = `http://${host}:${p.peerPort}`;
       return {
         args: [
@@ -102,15 +126,38 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
           "zap",
           "--log-outputs",
           "stderr",
+          ...tlsArgs(options.tls, host, p.metricsPort),
           ...(options.extraArgs ?? []),
         ],
         probeReady: async () => {
-          const res = await probeHttp(`${clientUrl}/health`, PROBE_TIMEOUT_MS);
+          const res = await probeHttp(healthUrl, PROBE_TIMEOUT_MS);
           return res?.status === 200 && /"health"\s*:\s*"true"/.test(res.body);
         },
       };
     },
   });
-  const clientUrl = `http://${host}:${ports.clientPort}`;
+  const clientUrl = `${options.tls === undefined ? "http" : "https"}://${host}:${ports.clientPort}`;
+  if (options.auth !== undefined) {
+    try {
+      await enableEtcdAuth(clientUrl, options.auth, options.tls);
+    } catch (err) {
+      await handle.dispose();
+      throw err;
+    }
+  }
   return extendHandle(handle, { endpoints: [clientUrl], clientUrl });
+}
+
+function tlsArgs(tls: EtcdServerTls | undefined, host: string, metricsPort: number | undefined): string[] {
+  if (tls === undefined) return [];
+  return [
+    "--cert-file",
+    tls.certFile,
+    "--key-file",
+    tls.keyFile,
+    ...(tls.caFile === undefined ? [] : ["--trusted-ca-file", tls.caFile]),
+    ...(tls.clientCertAuth === true ? ["--client-cert-auth"] : []),
+    "--listen-metrics-urls",
+    `http://${host}:${metricsPort}`,
+  ];
 }

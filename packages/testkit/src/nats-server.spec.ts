@@ -4,7 +4,7 @@ import { connect as tcpConnect } from "node:net";
 import { describe, it } from "node:test";
 import { ServerNotInstalledError, ServerStartError, UnsupportedOnExternalServerError } from "./errors.js";
 import { probeHttp } from "./http-probe.js";
-import { NATS_URL_ENV, startNats } from "./nats-server.js";
+import { NATS_URL_ENV, renderNatsConfig, startNats } from "./nats-server.js";
 
 /** Reads the INFO line nats-server sends on connect: proves the client port really serves NATS. */
 function readInfo(port: number): Promise<string> {
@@ -77,5 +77,27 @@ describe("startNats", () => {
     assert.match(nats.lifecycleUnsupportedReason ?? "", /SLUICE_TEST_NATS_URL/);
     await assert.rejects(nats.restart(), UnsupportedOnExternalServerError);
     t.diagnostic("external handles only carry the address");
+  });
+
+  it("renders auth and TLS blocks with every string JSON-quoted", () => {
+    const text = renderNatsConfig(
+      {
+        users: [
+          { user: "a", password: 'p"w', permissions: { publish: ["x.>"], subscribe: [] } },
+          { nkey: "UABC" },
+        ],
+      },
+      { certFile: "/c.pem", keyFile: "/k.pem", caFile: "/ca.pem", verifyClients: true },
+    );
+    assert.match(
+      text,
+      /\{ user: "a", password: "p\\"w", permissions: \{ publish: \["x\.>"\], subscribe: \[\] \} \}/,
+    );
+    assert.match(text, /\{ nkey: "UABC" \}/);
+    assert.match(
+      text,
+      /tls \{\n {2}cert_file: "\/c\.pem"\n {2}key_file: "\/k\.pem"\n {2}ca_file: "\/ca\.pem"\n {2}verify: true/,
+    );
+    assert.equal(renderNatsConfig({ token: "t" }, undefined), 'authorization { token: "t" }\n');
   });
 });

@@ -1,7 +1,14 @@
 // Short-lived operator commands must fail fast with a clear message when NATS or etcd is down,
 // unlike the processes, which wait and reconnect forever (`@sluice/runtime`'s connectNats).
 
-import { createEtcdClient } from "@sluice/runtime";
+import {
+  createEtcdClient,
+  type EtcdSecurity,
+  type NatsAuth,
+  type NatsTlsFiles,
+  natsAuthenticator,
+  natsTlsOptions,
+} from "@sluice/runtime";
 import type { Etcd3 } from "etcd3";
 import { connect, type NatsConnection } from "nats";
 import { SharedStateUnreachableError } from "./errors.js";
@@ -35,6 +42,7 @@ export async function connectNatsWithDeadline(
   servers: string,
   name: string,
   deadlineMs: number = DEFAULT_CONNECT_DEADLINE_MS,
+  security: { auth?: NatsAuth; tls?: NatsTlsFiles } = {},
 ): Promise<NatsConnection> {
   const list = servers
     .split(",")
@@ -48,6 +56,8 @@ export async function connectNatsWithDeadline(
         timeout: deadlineMs,
         maxReconnectAttempts: -1,
         waitOnFirstConnect: false,
+        ...(security.auth === undefined ? {} : { authenticator: natsAuthenticator(security.auth) }),
+        ...(security.tls === undefined ? {} : { tls: natsTlsOptions(security.tls) }),
       }),
       deadlineMs,
       (nc) => void nc.close(),
@@ -61,8 +71,9 @@ export async function connectNatsWithDeadline(
 export async function connectEtcdWithDeadline(
   endpoints: readonly string[],
   deadlineMs: number = DEFAULT_CONNECT_DEADLINE_MS,
+  security?: EtcdSecurity,
 ): Promise<Etcd3> {
-  const client = createEtcdClient(endpoints, deadlineMs);
+  const client = createEtcdClient(endpoints, deadlineMs, security);
   try {
     await withDeadline(client.maintenance.status(), deadlineMs, () => undefined);
     return client;

@@ -1,8 +1,17 @@
 // `sluice events`: decision events from the JetStream history (`--since`), then live (`--follow`).
 
 import { DEFAULT_EVENTS_STREAM } from "@sluice/aggregator";
-import { ConfigError, commonSchema, defineSchema, loadConfig, renderHelp, subjects } from "@sluice/runtime";
+import {
+  ConfigError,
+  commonSchema,
+  defineSchema,
+  loadConfig,
+  natsSecurityFromConfig,
+  renderHelp,
+  subjects,
+} from "@sluice/runtime";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type SluiceCommand } from "../command.js";
+import { natsClientSecuritySchema } from "./client-security.js";
 import { connectNatsWithDeadline, DEFAULT_CONNECT_DEADLINE_MS } from "./connect-deadline.js";
 import {
   type EventFilter,
@@ -21,6 +30,7 @@ export const DEFAULT_EVENTS_SINCE_MS = 10 * 60_000;
 export const eventsSchema = defineSchema({
   namespace: commonSchema.namespace,
   "nats-url": commonSchema["nats-url"],
+  ...natsClientSecuritySchema,
   level: {
     type: "enum",
     values: ["any", ...LEVEL_TOKENS],
@@ -109,9 +119,22 @@ export async function runEvents(argv: string[], io: Partial<EventsIo> = {}): Pro
     ...(filter.outcome !== undefined ? { outcome: filter.outcome } : {}),
   });
 
+  let security: ReturnType<typeof natsSecurityFromConfig>;
+  try {
+    security = natsSecurityFromConfig(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    stderr.write(`sluice events: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
   let nc: Awaited<ReturnType<typeof connectNatsWithDeadline>>;
   try {
-    nc = await connectNatsWithDeadline(config.natsUrl, "sluice-events", DEFAULT_CONNECT_DEADLINE_MS);
+    nc = await connectNatsWithDeadline(
+      config.natsUrl,
+      "sluice-events",
+      DEFAULT_CONNECT_DEADLINE_MS,
+      security,
+    );
   } catch (err) {
     if (!(err instanceof SharedStateUnreachableError)) throw err;
     stderr.write(`sluice events: ${err.message}\n`);

@@ -7,6 +7,8 @@ import {
   type ConfigSchema,
   type ConfigValues,
   DEFAULT_POLICY_KEY,
+  type EtcdSecurityConfigValues,
+  etcdSecurityFromConfig,
   formatPolicyIssue,
   loadConfig,
   type ParsedPolicy,
@@ -20,6 +22,17 @@ import {
 import { PolicyUsageError } from "./errors.js";
 import { type EtcdAccess, openEtcdAccess } from "./etcd-access.js";
 
+/** Where a policy command reads its environment and writes its output (injected by tests). */
+export interface PolicyIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export function processIo(): PolicyIo {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
 export interface SubcommandSpec<S extends ConfigSchema> {
   readonly name: string;
   /** One line for `sluice policy --help`. */
@@ -27,29 +40,30 @@ export interface SubcommandSpec<S extends ConfigSchema> {
   /** Paragraph for `sluice policy <name> --help`. */
   readonly description: string;
   readonly schema: S;
-  run(values: ConfigValues<S>): Promise<number>;
+  run(values: ConfigValues<S> & { readonly io: PolicyIo }): Promise<number>;
 }
 
 export interface Subcommand {
   readonly name: string;
   readonly summary: string;
   /** Returns the exit code; failures are thrown as the errors of errors.ts. */
-  run(argv: readonly string[]): Promise<number>;
+  run(argv: readonly string[], io: PolicyIo): Promise<number>;
 }
 
 export const EXIT_CODES_HELP =
   "Exit codes: 0 ok, 1 failure (etcd refused the operation, revision compacted, …), " +
   "2 usage or validation error (the message names the field, its value and what is allowed), " +
-  "3 etcd unreachable (no answer within 3 s; the endpoints are named).";
+  "3 etcd unreachable (no answer within 3 s; the endpoints are named), " +
+  "4 etcd refused the credentials or the user's role does not allow the operation (--etcd-user).";
 
 export function defineSubcommand<S extends ConfigSchema>(spec: SubcommandSpec<S>): Subcommand {
   return {
     name: spec.name,
     summary: spec.summary,
-    run: async (argv) => {
-      const loaded = loadConfig(spec.schema, { argv });
+    run: async (argv, io) => {
+      const loaded = loadConfig(spec.schema, { argv, env: io.env });
       if (loaded.kind === "help") {
-        process.stdout.write(
+        io.stdout.write(
           renderHelp(spec.schema, {
             command: `sluice policy ${spec.name}`,
             summary: `${spec.description}\n\n${EXIT_CODES_HELP}`,
@@ -57,7 +71,7 @@ export function defineSubcommand<S extends ConfigSchema>(spec: SubcommandSpec<S>
         );
         return 0;
       }
-      return spec.run(withModel(loaded.values));
+      return spec.run({ ...withModel(loaded.values), io });
     },
   };
 }
@@ -109,8 +123,7 @@ function validatePolicyText(text: string, model: string, what: string): ParsedPo
   }
 }
 
-export interface EtcdValues {
-  readonly etcdEndpoints: readonly string[];
+export interface EtcdValues extends EtcdSecurityConfigValues {
   readonly etcdPrefix: string;
 }
 
@@ -120,7 +133,10 @@ export async function withEtcd<T>(
   fn: (etcd: EtcdAccess, keys: PolicyKeys) => Promise<T>,
 ): Promise<T> {
   const keys = policyKeys(values.etcdPrefix);
-  const etcd = await openEtcdAccess({ endpoints: values.etcdEndpoints });
+  const etcd = await openEtcdAccess({
+    endpoints: values.etcdEndpoints,
+    security: etcdSecurityFromConfig(values),
+  });
   try {
     return await fn(etcd, keys);
   } finally {
@@ -129,8 +145,12 @@ export async function withEtcd<T>(
 }
 
 /** Prints `data` as JSON with --json, else the text lines. */
-export function print(json: boolean, data: unknown, lines: () => readonly string[]): void {
-  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${lines().join("\n")}\n`);
+export function print(
+  v: { readonly json: boolean; readonly io: PolicyIo },
+  data: unknown,
+  lines: () => readonly string[],
+): void {
+  v.io.stdout.write(v.json ? `${JSON.stringify(data, null, 2)}\n` : `${lines().join("\n")}\n`);
 }
 
 export function indent(text: string, by = "  "): string[] {

@@ -26,6 +26,15 @@ export class EtcdUnreachableError extends Error {
   }
 }
 
+/** Exit code when etcd rejects the credentials or the user's role does not permit the operation. */
+export const EXIT_ETCD_ACCESS_DENIED = 4;
+
+/** etcd authentication failed or RBAC denied the key: exit 4, distinct so scripts can tell it apart. */
+export class EtcdAccessDeniedError extends Error {
+  override readonly name = "EtcdAccessDeniedError";
+  readonly exitCode = EXIT_ETCD_ACCESS_DENIED;
+}
+
 /** The operation reached etcd but cannot be done (revision compacted, key absent, …): exit 1. */
 export class PolicyCommandError extends Error {
   override readonly name = "PolicyCommandError";

@@ -2,9 +2,18 @@
 // if etcd does not answer within the deadline the command ends with exit 3 naming the endpoints,
 // instead of waiting for gRPC's own backoff.
 
-import { createEtcdClient } from "@sluice/runtime";
-import { type Etcd3, GRPCGenericError, isRecoverableError } from "etcd3";
-import { EtcdUnreachableError } from "./errors.js";
+import { createEtcdClient, type EtcdSecurity } from "@sluice/runtime";
+import {
+  type Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  EtcdRoleNotGrantedError,
+  EtcdUserNotFoundError,
+  GRPCGenericError,
+  GRPCUnauthenticatedError,
+  isRecoverableError,
+} from "etcd3";
+import { EtcdAccessDeniedError, EtcdUnreachableError } from "./errors.js";
 
 /** Deadline for the first answer from etcd. */
 export const DEFAULT_ETCD_CONNECT_DEADLINE_MS = 3_000;
@@ -20,6 +29,8 @@ export interface EtcdAccess {
 
 export interface OpenEtcdAccessOptions {
   readonly endpoints: readonly string[];
+  /** etcd user and TLS (from the same settings as the processes). */
+  readonly security?: EtcdSecurity;
   readonly connectDeadlineMs?: number;
   readonly callDeadlineMs?: number;
 }
@@ -28,7 +39,8 @@ export async function openEtcdAccess(options: OpenEtcdAccessOptions): Promise<Et
   const endpoints = options.endpoints;
   const connectMs = options.connectDeadlineMs ?? DEFAULT_ETCD_CONNECT_DEADLINE_MS;
   const callMs = options.callDeadlineMs ?? DEFAULT_ETCD_CALL_DEADLINE_MS;
-  const client = createEtcdClient(endpoints, connectMs);
+  const client = createEtcdClient(endpoints, connectMs, options.security);
+  const user = options.security?.auth?.user;
   let connected = false;
 
   const call = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
@@ -46,6 +58,8 @@ export async function openEtcdAccess(options: OpenEtcdAccessOptions): Promise<Et
       return result;
     } catch (err) {
       if (err instanceof EtcdUnreachableError) throw err;
+      const denied = accessDenied(err, what, user);
+      if (denied !== undefined) throw denied;
       if (err instanceof Error && (isRecoverableError(err) || isConnectFailure(err))) {
         throw new EtcdUnreachableError(endpoints, `${what} failed: ${err.message}`, { cause: err });
       }
@@ -59,13 +73,48 @@ export async function openEtcdAccess(options: OpenEtcdAccessOptions): Promise<Et
     await call("a status check", () => client.maintenance.status());
   } catch (err) {
     client.close();
-    if (err instanceof EtcdUnreachableError) throw err;
+    if (err instanceof EtcdUnreachableError || err instanceof EtcdAccessDeniedError) throw err;
     // Anything else answering the status check (an HTTP server, a proxy) is not a usable etcd either.
     throw new EtcdUnreachableError(endpoints, `status check failed: ${(err as Error).message}`, {
       cause: err,
     });
   }
   return { client, call, close: () => client.close() };
+}
+
+/** etcd's auth and RBAC refusals, as one error saying who was refused what and how to fix it. */
+function accessDenied(
+  err: unknown,
+  what: string,
+  user: string | undefined,
+): EtcdAccessDeniedError | undefined {
+  const who = user === undefined ? "without credentials (no --etcd-user)" : `as user ${user}`;
+  // etcd with auth enabled answers an anonymous call with INVALID_ARGUMENT "user name is empty".
+  if (err instanceof Error && /user name is empty/.test(err.message)) {
+    return new EtcdAccessDeniedError(
+      "etcd requires authentication: give --etcd-user and its password (--etcd-password-file or SLUICE_ETCD_PASSWORD)",
+      { cause: err },
+    );
+  }
+  if (err instanceof EtcdAuthenticationFailedError || err instanceof EtcdUserNotFoundError) {
+    return new EtcdAccessDeniedError(
+      `etcd rejected the credentials ${who}: check --etcd-user and its password`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (
+    err instanceof EtcdPermissionDeniedError ||
+    err instanceof EtcdRoleNotGrantedError ||
+    err instanceof GRPCUnauthenticatedError
+  ) {
+    return new EtcdAccessDeniedError(
+      `etcd denied ${what} ${who}: the user needs a role with access to the key (docs/security.md, etcd RBAC)`,
+      { cause: err },
+    );
+  }
+  return undefined;
 }
 
 function isConnectFailure(err: Error): boolean {

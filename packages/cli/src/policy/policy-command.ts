@@ -3,8 +3,13 @@
 
 import { ConfigError, KeySegmentError } from "@sluice/runtime";
 import type { SluiceCommand } from "../command.js";
-import { EXIT_CODES_HELP, type Subcommand } from "./context.js";
-import { EtcdUnreachableError, PolicyCommandError, PolicyUsageError } from "./errors.js";
+import { EXIT_CODES_HELP, type PolicyIo, processIo, type Subcommand } from "./context.js";
+import {
+  EtcdAccessDeniedError,
+  EtcdUnreachableError,
+  PolicyCommandError,
+  PolicyUsageError,
+} from "./errors.js";
 import { diffCommand, getCommand, historyCommand, validateCommand } from "./read-commands.js";
 import { rollbackCommand, setCommand, shadowCommand } from "./write-commands.js";
 
@@ -29,7 +34,8 @@ function usage(): string {
     "Subcommands:",
     ...SUBCOMMANDS.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`),
     "",
-    "Common flags: --model M (default _default), --json, --etcd-endpoints, --etcd-prefix; -f is short for --file.",
+    "Common flags: --model M (default _default), --json, --etcd-endpoints, --etcd-prefix, --etcd-user with",
+    "--etcd-password-file (or SLUICE_ETCD_PASSWORD), --etcd-tls-ca/-cert/-key; -f is short for --file.",
     EXIT_CODES_HELP,
     "Run `sluice policy <subcommand> --help` for its flags.",
     "",
@@ -41,43 +47,47 @@ function expandShortFlags(argv: readonly string[]): string[] {
   return argv.map((a) => (a === "-f" ? "--file" : a.startsWith("-f=") ? `--file=${a.slice(3)}` : a));
 }
 
-export async function runPolicy(argv: readonly string[]): Promise<number> {
+export async function runPolicy(argv: readonly string[], io: PolicyIo = processIo()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(usage());
+    io.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
   const sub = SUBCOMMANDS.find((s) => s.name === name);
   if (sub === undefined) {
-    process.stderr.write(
+    io.stderr.write(
       `sluice policy: unknown subcommand "${name}"; known: ${SUBCOMMANDS.map((s) => s.name).join(", ")}\n`,
     );
     return 2;
   }
   const prefix = `sluice policy ${name}`;
   try {
-    return await sub.run(expandShortFlags(rest));
+    return await sub.run(expandShortFlags(rest), io);
   } catch (err) {
     // KeySegmentError / RangeError: a model name or endpoint list that cannot be used (e.g. from the file).
     if (err instanceof ConfigError || err instanceof KeySegmentError || err instanceof RangeError) {
-      process.stderr.write(`${prefix}: ${err.message}\n`);
+      io.stderr.write(`${prefix}: ${err.message}\n`);
       return 2;
     }
     if (err instanceof PolicyUsageError) {
-      process.stderr.write(`${prefix}: ${err.message}\n${err.details.map((d) => `  ${d}\n`).join("")}`);
+      io.stderr.write(`${prefix}: ${err.message}\n${err.details.map((d) => `  ${d}\n`).join("")}`);
       return err.exitCode;
     }
     if (err instanceof EtcdUnreachableError) {
-      process.stderr.write(
+      io.stderr.write(
         `${prefix}: ${err.message}\n  check --etcd-endpoints (or SLUICE_ETCD_ENDPOINTS) and that etcd is running\n`,
       );
       return err.exitCode;
     }
-    if (err instanceof PolicyCommandError) {
-      process.stderr.write(`${prefix}: ${err.message}\n`);
+    if (err instanceof EtcdAccessDeniedError) {
+      io.stderr.write(`${prefix}: ${err.message}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`${prefix}: failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (err instanceof PolicyCommandError) {
+      io.stderr.write(`${prefix}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    io.stderr.write(`${prefix}: failed: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 }

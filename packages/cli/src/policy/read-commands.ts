@@ -38,21 +38,17 @@ export const getCommand = defineSubcommand({
         v.model === DEFAULT ? undefined : await readStored(etcd, keys.enforcing(DEFAULT), DEFAULT);
       const shadow = await readStored(etcd, keys.shadow(v.model), v.model);
       const effective = effectiveOf(own, fallback);
-      print(
-        v.json,
-        { model: v.model, stored: storedJson(own), shadow: storedJson(shadow), effective },
-        () => [
-          `policy of ${v.model}`,
-          ...describeStored("stored", own),
-          ...describeStored("shadow", shadow),
-          `effective: ${
-            effective.source === "built-in"
-              ? "built-in defaults (nothing valid stored)"
-              : `${effective.key} at revision ${effective.revision}`
-          }`,
-          ...indent(JSON.stringify(effective.policy, null, 2)),
-        ],
-      );
+      print(v, { model: v.model, stored: storedJson(own), shadow: storedJson(shadow), effective }, () => [
+        `policy of ${v.model}`,
+        ...describeStored("stored", own),
+        ...describeStored("shadow", shadow),
+        `effective: ${
+          effective.source === "built-in"
+            ? "built-in defaults (nothing valid stored)"
+            : `${effective.key} at revision ${effective.revision}`
+        }`,
+        ...indent(JSON.stringify(effective.policy, null, 2)),
+      ]);
       return 0;
     }),
 });
@@ -65,7 +61,7 @@ export const validateCommand = defineSubcommand({
   schema: validateSchema,
   run: async (v) => {
     const parsed = readPolicyFile(v.file, v.model);
-    print(v.json, { valid: true, model: v.model, document: parsed.json, effective: parsed.resolved }, () => [
+    print(v, { valid: true, model: v.model, document: parsed.json, effective: parsed.resolved }, () => [
       `${v.file}: valid policy for ${v.model}`,
       "effective:",
       ...indent(JSON.stringify(parsed.resolved, null, 2)),
@@ -100,7 +96,7 @@ export const diffCommand = defineSubcommand({
       const after = v.effective ? file.resolved : file.json;
       const changes = diffPolicies(before, after);
       print(
-        v.json,
+        v,
         {
           model: v.model,
           key: keys.enforcing(v.model),
@@ -157,7 +153,7 @@ export const historyCommand = defineSubcommand({
       const history = await readHistory(etcd, key, v.limit);
       const checked = history.revisions.map((r) => checkStored(key, v.model, r));
       print(
-        v.json,
+        v,
         { model: v.model, key, end: history.end, revisions: checked.map((c) => storedJson(c)) },
         () => [
           `history of ${key}`,

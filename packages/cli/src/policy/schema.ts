@@ -1,11 +1,18 @@
 // Flags of `sluice policy <subcommand>`. etcd settings are the processes' own (same flags, same
-// SLUICE_ETCD_* variables), so an operator points the CLI where the processes look.
+// SLUICE_ETCD_* variables, credentials and TLS included), so an operator points the CLI where the
+// processes look, and policy writes are protected by etcd's auth and RBAC (docs/security.md).
 
 import { commonSchema, defineSchema, mergeSchemas } from "@sluice/runtime";
 
 const etcdSchema = defineSchema({
   "etcd-endpoints": commonSchema["etcd-endpoints"],
   "etcd-prefix": commonSchema["etcd-prefix"],
+  "etcd-user": commonSchema["etcd-user"],
+  "etcd-password": commonSchema["etcd-password"],
+  "etcd-password-file": commonSchema["etcd-password-file"],
+  "etcd-tls-ca": commonSchema["etcd-tls-ca"],
+  "etcd-tls-cert": commonSchema["etcd-tls-cert"],
+  "etcd-tls-key": commonSchema["etcd-tls-key"],
 });
 
 const outputSchema = defineSchema({

@@ -26,7 +26,7 @@ export const setCommand = defineSubcommand({
     return withEtcd(v, async (etcd, keys) => {
       const key = keys.enforcing(v.model);
       const revision = await put(etcd, key, serializePolicy(parsed));
-      print(v.json, { model: v.model, key, revision }, () => [`stored ${key} at revision ${revision}`]);
+      print(v, { model: v.model, key, revision }, () => [`stored ${key} at revision ${revision}`]);
       return 0;
     });
   },
@@ -55,7 +55,7 @@ export const rollbackCommand = defineSubcommand({
       }
       const parsed: ParsedPolicy = checked.parsed;
       const revision = await put(etcd, key, serializePolicy(parsed));
-      print(v.json, { model: v.model, key, restoredRevision: old.revision, revision }, () => [
+      print(v, { model: v.model, key, restoredRevision: old.revision, revision }, () => [
         `restored ${key} to its value of revision ${old.revision}; stored at revision ${revision}`,
       ]);
       return 0;
@@ -79,21 +79,21 @@ export const shadowCommand = defineSubcommand({
         const res = await etcd.call(`a delete of ${key}`, () => etcd.client.delete().key(key).exec());
         const deleted = Number(res.deleted) > 0;
         const revision = Number(res.header.revision);
-        print(v.json, { model: v.model, key, deleted, revision }, () => [
+        print(v, { model: v.model, key, deleted, revision }, () => [
           deleted ? `removed ${key} at revision ${revision}` : `${key} was not set; nothing removed`,
         ]);
         return 0;
       }
       if (parsed !== undefined) {
         const revision = await put(etcd, key, serializePolicy(parsed));
-        print(v.json, { model: v.model, key, revision }, () => [
+        print(v, { model: v.model, key, revision }, () => [
           `stored shadow policy ${key} at revision ${revision}`,
         ]);
         return 0;
       }
       const current = await readAt(etcd, key, undefined);
       print(
-        v.json,
+        v,
         {
           model: v.model,
           shadow: storedJson(current === undefined ? undefined : checkStored(key, v.model, current)),

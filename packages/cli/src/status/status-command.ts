@@ -5,12 +5,15 @@ import {
   ConfigError,
   commonSchema,
   defineSchema,
+  etcdSecurityFromConfig,
   loadConfig,
+  natsSecurityFromConfig,
   renderHelp,
   sluiceKeys,
   subjects,
 } from "@sluice/runtime";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type SluiceCommand } from "../command.js";
+import { etcdClientSecuritySchema, natsClientSecuritySchema } from "../events/client-security.js";
 import {
   connectEtcdWithDeadline,
   connectNatsWithDeadline,
@@ -25,6 +28,8 @@ export const statusSchema = defineSchema({
   "nats-url": commonSchema["nats-url"],
   "etcd-endpoints": commonSchema["etcd-endpoints"],
   "etcd-prefix": commonSchema["etcd-prefix"],
+  ...natsClientSecuritySchema,
+  ...etcdClientSecuritySchema,
   watch: { type: "boolean", default: false, description: "Redraw every --interval until interrupted." },
   json: {
     type: "boolean",
@@ -91,11 +96,21 @@ export async function runStatus(argv: string[], io: Partial<StatusIo> = {}): Pro
     return EXIT_OK;
   }
   const config = loaded.values;
+  let natsSecurity: ReturnType<typeof natsSecurityFromConfig>;
+  let etcdSecurity: ReturnType<typeof etcdSecurityFromConfig>;
+  try {
+    natsSecurity = natsSecurityFromConfig(config);
+    etcdSecurity = etcdSecurityFromConfig(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    stderr.write(`sluice status: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
 
   // Both at once, settled both: a side that connects while the other fails must still be closed.
   const [etcdResult, natsResult] = await Promise.allSettled([
-    connectEtcdWithDeadline(config.etcdEndpoints, DEFAULT_CONNECT_DEADLINE_MS),
-    connectNatsWithDeadline(config.natsUrl, "sluice-status", DEFAULT_CONNECT_DEADLINE_MS),
+    connectEtcdWithDeadline(config.etcdEndpoints, DEFAULT_CONNECT_DEADLINE_MS, etcdSecurity),
+    connectNatsWithDeadline(config.natsUrl, "sluice-status", DEFAULT_CONNECT_DEADLINE_MS, natsSecurity),
   ]);
   if (etcdResult.status === "rejected" || natsResult.status === "rejected") {
     if (etcdResult.status === "fulfilled") etcdResult.value.close();

@@ -227,6 +227,30 @@ describe("GlobalInflightView", () => {
     );
   });
 
+  it("falls back to fail-static while a peer that still holds its lease is silent", () => {
+    // An instance whose event loop lags sees every peer go silent at once; with their leases alive
+    // it must not decide as if alone (bench/ingress-sync.ts measured 66–87 % overshoot that way).
+    const a = createGlobalInflightView({ instanceId: "a", maxSnapshotAgeMs: 1000 });
+    const b = createGlobalInflightView({ instanceId: "b" });
+    a.setLeasedPeers(["a", "b"], 0);
+    b.admitted("standard", 1);
+    a.receive(b.snapshot(0), 0);
+    assert.equal(a.load(500).globalStateAvailable, true);
+    assert.equal(a.load(500).inflightRequests, 1);
+    const silent = a.load(1500);
+    assert.equal(silent.globalStateAvailable, false, "b is silent but leased: no global view");
+    assert.equal(silent.liveInstances, 2, "b still counts for the fail-static share");
+    const p = withPolicyDefaults({ ingress: { maxInflight: 10 }, failMode: "static" });
+    let n = 0;
+    while (tryAdmit(a, p, 1500)) n += 1;
+    assert.equal(n, 5, "fail-static: limit ÷ 2 instances");
+    a.receive(b.snapshot(1600), 1600);
+    assert.equal(a.load(1600).globalStateAvailable, true, "heard again: global view back");
+    a.setLeasedPeers(["a"], 3000);
+    assert.equal(a.load(3000).globalStateAvailable, true, "lease gone: the silent peer leaves the view");
+    assert.equal(a.load(3000).liveInstances, 1);
+  });
+
   it("rejects malformed snapshots and double releases with clear errors", () => {
     const a = createGlobalInflightView({ instanceId: "a" });
     const base = {

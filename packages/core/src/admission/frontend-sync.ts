@@ -35,7 +35,13 @@
 // `globalStateAvailable: false`, own exact counts only, and the last instance count seen while
 // connected; the L1 decision then applies the policy's fail mode (static: limit ÷ that count).
 // The same holds at start-up while leased peers (`setLeasedPeers`) have not been heard from yet,
-// so a new instance does not take the whole headroom believing it is alone.
+// so a new instance does not take the whole headroom believing it is alone — and whenever a peer
+// that still holds its lease has gone silent for `maxSnapshotAgeMs`: silence with a live lease is
+// not absence. An instance whose own event loop lags (its peers' snapshots wait unread in its
+// socket) sees every peer go silent at once; dropping them would let it admit against the whole
+// limit exactly when it is overloaded (measured: 66–87 % overshoot in bench/ingress-sync.ts), so
+// it falls back to its fail-static share until it hears from them again or their leases go.
+// Without lease information (`setLeasedPeers` never called) a silent peer simply leaves the view.
 
 import { FrontendSyncConfigError, InvalidPeerSnapshotError } from "./errors.js";
 
@@ -190,6 +196,8 @@ export function createGlobalInflightView(
   const highestSeq = new Map<string, number>();
   // Leased peers not heard from yet, with when their lease was first seen.
   const awaited = new Map<string, number>();
+  // Every peer holding an etcd lease, as last told by `setLeasedPeers`; undefined until then.
+  let leasedPeers: Set<string> | undefined;
   let busConnected = true;
   let lastKnownInstances = 1;
   const loadOut: SyncedLoad = {
@@ -307,11 +315,13 @@ export function createGlobalInflightView(
     peerLeaseLost(id) {
       peers.delete(id);
       awaited.delete(id);
+      leasedPeers?.delete(id);
     },
 
     setLeasedPeers(instanceIds, nowMs) {
       const leased = new Set(instanceIds);
       leased.delete(instanceId);
+      leasedPeers = leased;
       for (const id of peers.keys()) if (!leased.has(id)) peers.delete(id);
       for (const id of awaited.keys()) if (!leased.has(id)) awaited.delete(id);
       for (const id of leased) if (!peers.has(id) && !awaited.has(id)) awaited.set(id, nowMs);
@@ -324,8 +334,12 @@ export function createGlobalInflightView(
     load(nowMs) {
       let awaitedLive = 0;
       for (const [id, sinceMs] of awaited) {
-        if (nowMs - sinceMs <= maxSnapshotAgeMs) awaitedLive += 1;
+        if (nowMs - sinceMs <= maxSnapshotAgeMs || leasedPeers?.has(id) === true) awaitedLive += 1;
         else awaited.delete(id);
+      }
+      if (leasedPeers !== undefined) {
+        // Heard from once, silent since, lease still alive: counted like a peer not heard from yet.
+        for (const [id, p] of peers) if (!isLive(p, nowMs) && leasedPeers.has(id)) awaitedLive += 1;
       }
       if (!busConnected || awaitedLive > 0) {
         let instances = lastKnownInstances;

@@ -4,10 +4,11 @@
 // Rules, checked in this order; the first that fails rejects:
 //   1. fail_closed    — global state is unavailable and the policy's fail mode is `closed`.
 //   2. no_capacity    — no live engine capacity (Σ kv_total_blocks = 0), unless fail mode `open`.
-//   3. inflight_limit — in-flight requests would exceed the class's share of `maxInflight`.
-//   4. kv_overload    — in-flight KV blocks would exceed the class's share of
+//   3. tenant_inflight — the request's tenant would exceed its own `maxInflight` (policy tenants).
+//   4. inflight_limit — in-flight requests would exceed the class's share of `maxInflight`.
+//   5. kv_overload    — in-flight KV blocks would exceed the class's share of
 //                       `kvOvercommit × live KV capacity`.
-//   5. predicted_ttft — the cluster's predicted TTFT for the class exceeds its objective.
+//   6. predicted_ttft — the cluster's predicted TTFT for the class exceeds its objective.
 //
 // Class shares: class c may fill `share(c) × limit`, where share(c) is
 // `policy.ingress.classLimitShare[c]` if set, else the class's `limitShare`. Under the same load the
@@ -22,12 +23,27 @@
 // accounting this limits every frontend to headroom ÷ instances between syncs, which keeps the
 // global total under the limit (proved in frontend-sync.spec.ts). With one frontend, charge = 1.
 //
+// Tenant limits (rule 3) are a tenant's own quota, not a share of the cluster: no class share applies,
+// and the tenant's in-flight count comes from its own frontend-sync view (`view.tenantLoad`, kept per
+// model and tenant by the shell and carried on `ingress.state`), so the limit is global across
+// frontends. Unlike the cluster rules, a tenant admission is charged once, not once per instance:
+// tenant limits are small (a handful of requests), and reserving N slots per admission would cap a
+// tenant at `max − N + 1` for good — a tenant limited to 4 behind 4 frontends could never have more
+// than one request in flight. With charge 1 the tenant reaches its exact limit in steady state, and a
+// synchronized burst can overshoot by at most N − 1 requests (one per other frontend) for one sync
+// round trip; frontend-sync's mirrors still count this instance's unacknowledged admissions once per
+// peer, so every frontend's view errs high, never low. Fail-static divides the tenant limit by the
+// last known instance count rounding UP, so a tenant whose limit is below the instance count is not
+// locked out during a bus outage (each frontend still admits one).
+//
 // Fail modes when global state is unavailable (sync bus down): `static` compares this instance's
 // own counts with limit ÷ last known instance count; `open` compares them with the full limit;
 // `closed` rejects. Either way the charge is 1 because the counts are exact and local.
 //
 // Retry-After (ms) is the predicted drain time, clamped to the policy's [min, max]:
 //   inflight_limit: (projected − limit) / completion rate            (requests ÷ requests/s)
+//   tenant_inflight: (projected − limit) / the tenant's completion rate, estimated as the cluster
+//                   rate × the tenant's fraction of in-flight requests (completions follow in-flight)
 //   kv_overload:    (projected − limit) / KV block release rate      (blocks ÷ blocks/s); the release
 //                   rate is measured, or completion rate × mean blocks per in-flight request
 //   predicted_ttft: predicted TTFT − objective   (queued work ahead drains in real time)
@@ -38,7 +54,7 @@
 //
 // Allocation: an admission returns a shared frozen object; only rejections allocate.
 
-import type { ClassObjectives, RejectHttpStatus, ResolvedPolicy } from "../policy/types.js";
+import type { ClassObjectives, RejectHttpStatus, ResolvedPolicy, TenantMapping } from "../policy/types.js";
 import { InvalidAdmissionFactsError } from "./errors.js";
 
 /**
@@ -81,6 +97,23 @@ export interface IngressFacts {
   readonly promptTokens: number;
   /** The request's `max_tokens` (or the shell's default for it when absent). */
   readonly maxTokens: number;
+  /** Tenant id (policy `tenants[].tenant`) when known; its `maxInflight` applies (rule 3). */
+  readonly tenant?: string | undefined;
+  /**
+   * Requests this one decision admits together, all or none (Envoy's `hits_addend`); default 1.
+   * Every rule charges `count` requests of this size.
+   */
+  readonly count?: number | undefined;
+}
+
+/** One tenant's in-flight load for rule 3, from its own frontend-sync view. */
+export interface TenantLoad {
+  /** False when the sync bus is down: the counts are this instance's and the fail mode applies. */
+  readonly globalStateAvailable: boolean;
+  /** The tenant's admitted, unfinished requests of this model (global incl. mirrors, or local). */
+  readonly inflightRequests: number;
+  /** Live frontends (≥ 1); when state is unavailable, the last known count. */
+  readonly liveInstances: number;
 }
 
 /** The state L1 decides against; built by the shell from frontend-sync, etcd and cluster.load. */
@@ -105,9 +138,15 @@ export interface IngressView {
   readonly predictedTtftMsByClass: Readonly<Record<string, number>> | undefined;
   /** When the cluster load carrying those predictions was produced (same clock as `nowMs`). */
   readonly clusterLoadAtMs: number;
+  /**
+   * Load of `facts.tenant`; required when that tenant has a `maxInflight` (a shell that forgets it
+   * gets InvalidAdmissionFactsError rather than a silently unlimited tenant).
+   */
+  readonly tenantLoad?: TenantLoad | undefined;
 }
 
 export type IngressRejectReason =
+  | "tenant_inflight"
   | "inflight_limit"
   | "kv_overload"
   | "predicted_ttft"
@@ -154,6 +193,24 @@ function classOf(name: string, policy: ResolvedPolicy): ClassObjectives {
   throw new InvalidAdmissionFactsError(`policy has no default class ${policy.defaultClass}`);
 }
 
+const tenantTables = new WeakMap<ResolvedPolicy, ReadonlyMap<string, TenantMapping>>();
+
+/** The policy's mapping of `tenant`, if any (one table per policy revision, built on first use). */
+export function tenantMappingOf(policy: ResolvedPolicy, tenant: string): TenantMapping | undefined {
+  let table = tenantTables.get(policy);
+  if (table === undefined) {
+    table = new Map(policy.tenants.map((t) => [t.tenant, t]));
+    tenantTables.set(policy, table);
+  }
+  return table.get(tenant);
+}
+
+/** The tenant's in-flight limit under `policy`; 0 = none (unknown tenant, or no limit set). */
+export function tenantInflightLimitOf(policy: ResolvedPolicy, tenant: string | undefined): number {
+  if (tenant === undefined || tenant === "") return 0;
+  return tenantMappingOf(policy, tenant)?.maxInflight ?? 0;
+}
+
 function reject(
   reason: IngressRejectReason,
   cls: ClassObjectives,
@@ -198,6 +255,10 @@ export function decideIngress(
       `promptTokens ${promptTokens} and maxTokens ${maxTokens} must be finite ≥ 0`,
     );
   }
+  const count = facts.count ?? 1;
+  if (!(Number.isInteger(count) && count >= 1)) {
+    throw new InvalidAdmissionFactsError(`count must be an integer ≥ 1, got ${count}`);
+  }
   const cls = classOf(facts.className, policy);
   const ingress = policy.ingress;
   const failMode = policy.failMode;
@@ -219,10 +280,38 @@ export function decideIngress(
   const scale = !global && failMode === "static" ? 1 / instances : 1;
   const completionRate = view.completionRatePerS * scale;
 
-  // 3. In-flight requests.
+  // 3. The tenant's own in-flight limit (see the header: charged once, fail-static rounds up).
+  const tenantMax = tenantInflightLimitOf(policy, facts.tenant);
+  if (tenantMax > 0) {
+    const tenantLoad = view.tenantLoad;
+    if (tenantLoad === undefined) {
+      throw new InvalidAdmissionFactsError(
+        `tenant ${facts.tenant} has maxInflight ${tenantMax} but the view carries no tenantLoad`,
+      );
+    }
+    const tenantGlobal = tenantLoad.globalStateAvailable;
+    const tenantInstances = Math.max(tenantLoad.liveInstances || 1, 1);
+    const limit = !tenantGlobal && failMode === "static" ? Math.ceil(tenantMax / tenantInstances) : tenantMax;
+    const projected = tenantLoad.inflightRequests + count;
+    if (projected > limit) {
+      // The tenant's completions are estimated as its fraction of the in-flight requests.
+      const fraction =
+        view.inflightRequests > 0 ? Math.min(1, tenantLoad.inflightRequests / view.inflightRequests) : 0;
+      return reject(
+        "tenant_inflight",
+        cls,
+        projected,
+        limit,
+        count > limit ? Number.POSITIVE_INFINITY : drainMs(projected - limit, completionRate * fraction),
+        policy,
+      );
+    }
+  }
+
+  // 4. In-flight requests.
   if (ingress.maxInflight > 0) {
     const limit = Math.floor(share * ingress.maxInflight * scale + FLOOR_EPSILON);
-    const projected = view.inflightRequests + charge;
+    const projected = view.inflightRequests + charge * count;
     if (projected > limit) {
       return reject(
         "inflight_limit",
@@ -235,14 +324,14 @@ export function decideIngress(
     }
   }
 
-  // 4. In-flight KV load.
+  // 5. In-flight KV load.
   if (capacity > 0) {
     if (!(view.kvBlockSize >= 1)) {
       throw new InvalidAdmissionFactsError(
         `view.kvBlockSize must be ≥ 1 when capacity is known, got ${view.kvBlockSize}`,
       );
     }
-    const blocks = requestKvBlocks(promptTokens, maxTokens, view.kvBlockSize);
+    const blocks = requestKvBlocks(promptTokens, maxTokens, view.kvBlockSize) * count;
     const limit = Math.floor(share * ingress.kvOvercommit * capacity * scale + FLOOR_EPSILON);
     const projected = view.inflightKvBlocks + charge * blocks;
     if (projected > limit) {
@@ -257,7 +346,7 @@ export function decideIngress(
     }
   }
 
-  // 5. Cluster-predicted TTFT, only while the prediction is fresh. Stale predictions are skipped in
+  // 6. Cluster-predicted TTFT, only while the prediction is fresh. Stale predictions are skipped in
   // static/open mode and refused in closed mode, as the policy's fail mode says.
   const predictions = view.predictedTtftMsByClass;
   if (ingress.predictedTtftCheck && predictions !== undefined) {

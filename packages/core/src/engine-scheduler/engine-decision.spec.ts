@@ -129,15 +129,46 @@ describe("L3 decision: predicted TTFT", () => {
     });
     const clock = manualClock(0);
     for (let k = 0; k < 5; k++) d.offer({ id: `c${k}`, className: "critical", promptTokens: 100 }, 0);
-    // c4: 100 engine + 500 ahead (late, c0..c3) + 100 own = 700.
+    // c4: 100 engine + 500 ahead (late, c0..c3) + 100 own = 700 at t = 0. The engine works off its
+    // 100 pending tokens at the learned 1 ms/token by t = 100, so from then on c4 predicts t + 600.
     clock.set(250);
-    assert.deepEqual(d.reevaluate(clock.nowMs()), [], "700 + 250 = 950 is still within the limit");
-    clock.set(251);
+    assert.deepEqual(d.reevaluate(clock.nowMs()), [], "250 + 600 is within the limit");
+    clock.set(350);
+    assert.deepEqual(d.reevaluate(clock.nowMs()), [], "350 + 600 = 950 is still within the limit");
+    clock.set(351);
     const rejected = d.reevaluate(clock.nowMs());
     assert.deepEqual(
       rejected.map((r) => [r.id, r.rejection.reason, r.rejection.observed]),
       [["c4", "predicted_ttft", 951]],
     );
+  });
+
+  it("counts the engine's progress through its pending prefill at the learned rate", () => {
+    const d = decision({ engine: { maxInflight: 4, maxQueue: 64, maxQueueMs: 0, ttftMarginMs: 50 } });
+    // A 600-token prompt enters the idle engine at t = 0 (1 ms/token, no fixed part).
+    d.offer({ id: "long", className: "sheddable", promptTokens: 600 }, 0);
+    assert.equal(d.nextAdmission(0, facts).kind, "admit");
+    const predicted = (id: string, nowMs: number) => {
+      const r = d.offer({ id, className: "sheddable", promptTokens: 100 }, nowMs);
+      assert.ok(r.admit);
+      d.cancel(id);
+      return r.predictedTtftMs;
+    };
+    assert.equal(predicted("p0", 0), 700, "all 600 tokens ahead, then its own 100");
+    assert.equal(predicted("p1", 250), 450, "250 ms in, 350 tokens are left");
+    assert.equal(predicted("p2", 900), 100, "never less than nothing ahead");
+    // A second prompt enters at 300 behind the rest of the first: 300 + 200 tokens ahead of a newcomer.
+    d.offer({ id: "second", className: "sheddable", promptTokens: 200 }, 300);
+    assert.equal(d.nextAdmission(300, facts).kind, "admit");
+    assert.equal(predicted("p3", 300), 600);
+    // The first prompt's first token at 400 (later than the rate said; the model learns from it): only
+    // the second is left, and the engine's progress on it counts from this first token.
+    d.onFirstToken("long", 400);
+    const m = d.models;
+    assert.ok(Math.abs(predicted("p4", 400) - m.prefillMs(200 + 100)) < 1e-9);
+    const left = 200 - 50 / m.prefillMsPerToken();
+    assert.ok(Math.abs(predicted("p5", 450) - m.prefillMs(left + 100)) < 1e-9);
+    assert.equal(d.snapshot().pendingPrefillTokens, 200, "the published pending work stays exact");
   });
 
   it("adds the wait for engine slots, paced by the learned release interval", () => {

@@ -288,6 +288,14 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
   const inEngine = new Map<string, InEngine>();
   const inEngineByClass = new Map<string, number>(o.classes.map((c) => [c.name, 0]));
   let pendingPrefillTokens = 0;
+  /**
+   * Since when the engine has been working through `pendingPrefillTokens` without a first token coming
+   * back (the last first token, or the admission that found no prefill pending): what it got done since
+   * is estimated at the learned rate, so a long prompt half-way through its chunks is not counted whole.
+   */
+  let prefillProgressSinceMs = 0;
+  /** Latest clock the shell passed (for `predictTtftMs`, which takes none). */
+  let lastNowMs = 0;
   /** Last release from a queue that stayed non-empty since (null once it drained): paces turn waits. */
   let lastReleaseMs: number | null = null;
   /** The ITL guard held the head at the last `nextAdmission`: free slots are not usable right now. */
@@ -311,6 +319,16 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
     );
 
   const usableSlots = () => (headHeld ? 0 : inEngineLimit - inEngine.size);
+  /**
+   * Prefill work still ahead in the engine at `nowMs`: the uncached tokens of in-engine requests without
+   * a first token, less what the engine has prefilled since `prefillProgressSinceMs` at the learned
+   * marginal rate (engines prefill FCFS in chunks, so that work comes off the oldest of them).
+   */
+  const pendingPrefillAt = (nowMs: number) => {
+    if (pendingPrefillTokens === 0) return 0;
+    const progressTokens = Math.max(0, nowMs - prefillProgressSinceMs) / models.prefillMsPerToken();
+    return Math.max(0, pendingPrefillTokens - progressTokens);
+  };
   const queueMaybeDrained = () => {
     if (queue.size === 0) {
       lastReleaseMs = null;
@@ -318,18 +336,24 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
     }
   };
   /** Predicted ms from now to first token with `aheadTokens` / `aheadCount` queued before the request. */
-  const predictWaitAndPrefillMs = (aheadTokens: number, aheadCount: number, ownTokens: number) => {
-    const workMs = models.prefillMs(pendingPrefillTokens + aheadTokens + ownTokens);
+  const predictWaitAndPrefillMs = (
+    nowMs: number,
+    aheadTokens: number,
+    aheadCount: number,
+    ownTokens: number,
+  ) => {
+    const pendingTokens = pendingPrefillAt(nowMs);
+    const workMs = models.prefillMs(pendingTokens + aheadTokens + ownTokens);
     const slotsShort = aheadCount + 1 - usableSlots();
     if (slotsShort <= 0) return workMs;
     return Math.max(
       workMs,
-      slotsShort * models.slotReleaseIntervalMs() + models.prefillMs(pendingPrefillTokens + ownTokens),
+      slotsShort * models.slotReleaseIntervalMs() + models.prefillMs(pendingTokens + ownTokens),
     );
   };
   /** Time for the work ahead (queue and engine) to clear: what a retry has to wait for. */
-  const drainMs = (aheadTokens: number, aheadCount: number) => {
-    const workMs = (pendingPrefillTokens + aheadTokens) * models.prefillMsPerToken();
+  const drainMs = (nowMs: number, aheadTokens: number, aheadCount: number) => {
+    const workMs = (pendingPrefillAt(nowMs) + aheadTokens) * models.prefillMsPerToken();
     const slotsShort = aheadCount + 1 - usableSlots();
     return Math.max(workMs, slotsShort > 0 ? slotsShort * models.slotReleaseIntervalMs() : 0);
   };
@@ -381,6 +405,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
           `request ${req.id}: maxTokens must be an integer ≥ 1 when given, got ${req.maxTokens}`,
         );
       if (queue.has(req.id) || inEngine.has(req.id)) throw new DuplicateRequestIdError(req.id);
+      lastNowMs = nowMs;
       const uncached = req.promptTokens - cached;
       const ttftStartMs = nowMs - upstream;
       const deadlineMs = ttftStartMs + c.ttftObjectiveMs;
@@ -391,10 +416,10 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
       if (total >= capacity) {
         return {
           admit: false,
-          rejection: reject("queue_full", c, total, capacity, drainMs(ahead.tokens, ahead.count)),
+          rejection: reject("queue_full", c, total, capacity, drainMs(nowMs, ahead.tokens, ahead.count)),
         };
       }
-      const predictedTtftMs = upstream + predictWaitAndPrefillMs(ahead.tokens, ahead.count, uncached);
+      const predictedTtftMs = upstream + predictWaitAndPrefillMs(nowMs, ahead.tokens, ahead.count, uncached);
       const limit = ttftLimitMs(c);
       if (predictedTtftMs > limit) {
         return {
@@ -417,6 +442,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
     },
 
     reevaluate(nowMs) {
+      lastNowMs = nowMs;
       const out: Array<{ id: string; rejection: EngineRejection }> = [];
       if (queue.size === 0) return out;
       let aheadTokens = 0;
@@ -426,10 +452,16 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
         const queuedMs = nowMs - e.arrivalMs;
         let rejection: EngineRejection | null = null;
         if (queuedMs > maxQueueMs(c)) {
-          rejection = reject("queue_timeout", c, queuedMs, maxQueueMs(c), drainMs(aheadTokens, aheadCount));
+          rejection = reject(
+            "queue_timeout",
+            c,
+            queuedMs,
+            maxQueueMs(c),
+            drainMs(nowMs, aheadTokens, aheadCount),
+          );
         } else {
           const elapsedMs = nowMs - (e.deadlineMs - c.ttftObjectiveMs);
-          const waitMs = predictWaitAndPrefillMs(aheadTokens, aheadCount, e.uncachedTokens);
+          const waitMs = predictWaitAndPrefillMs(nowMs, aheadTokens, aheadCount, e.uncachedTokens);
           const predictedTtftMs = elapsedMs + waitMs;
           const limit = ttftLimitMs(c);
           // A retry starts a fresh TTFT clock upstream; only the excess of the wait itself must drain.
@@ -452,6 +484,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
     },
 
     nextAdmission(nowMs, facts) {
+      lastNowMs = nowMs;
       const head = queue.peek();
       if (head === undefined || inEngine.size >= inEngineLimit) return { kind: "idle" };
       const c = classOf(head.className);
@@ -507,20 +540,24 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
         firstTokenMs: 0,
         uncachedTokens: head.uncachedTokens,
         admittedMs: nowMs,
-        aheadTokensAtAdmission: pendingPrefillTokens,
+        aheadTokensAtAdmission: pendingPrefillAt(nowMs),
         firstTokenSeen: false,
       });
       inEngineByClass.set(head.className, (inEngineByClass.get(head.className) ?? 0) + 1);
+      if (pendingPrefillTokens === 0) prefillProgressSinceMs = nowMs;
       pendingPrefillTokens += head.uncachedTokens;
       return { kind: "admit", id: head.id, className: head.className };
     },
 
     onFirstToken(id, nowMs) {
+      lastNowMs = nowMs;
       const e = inEngine.get(id);
       if (e === undefined || e.firstTokenSeen) return null;
       e.firstTokenSeen = true;
       e.firstTokenMs = nowMs;
       pendingPrefillTokens = Math.max(0, pendingPrefillTokens - e.uncachedTokens);
+      // Its prefill is done, and FCFS the work before it too: the rest starts being counted afresh.
+      prefillProgressSinceMs = nowMs;
       models.observePrefill({
         aheadTokens: e.aheadTokensAtAdmission,
         uncachedTokens: e.uncachedTokens,
@@ -552,7 +589,12 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
     predictTtftMs(className, promptTokens, cachedTokens) {
       const c = classOf(className);
       const ahead = queue.uncachedTokensAhead({ priority: c.priority, deadlineMs: Number.POSITIVE_INFINITY });
-      return predictWaitAndPrefillMs(ahead.tokens, ahead.count, Math.max(0, promptTokens - cachedTokens));
+      return predictWaitAndPrefillMs(
+        lastNowMs,
+        ahead.tokens,
+        ahead.count,
+        Math.max(0, promptTokens - cachedTokens),
+      );
     },
 
     snapshot: () => ({

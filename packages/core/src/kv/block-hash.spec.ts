@@ -71,6 +71,14 @@ describe("Dynamo block hashing", () => {
     assert.throws(() => computeLocalBlockHashes([1, -2], 2), RangeError);
     assert.throws(() => computeLocalBlockHashes([1, 2 ** 32], 2), RangeError);
     assert.throws(() => computeLocalBlockHashes([1, 1.5], 2), RangeError);
+    assert.throws(() => computeLocalBlockHashes([1, Number.NaN], 2), RangeError);
+    assert.throws(() => computeLocalBlockHashes([1, "7" as unknown as number], 2), RangeError);
+    assert.throws(() => computeLocalBlockHashes([1, undefined as unknown as number], 2), RangeError);
+    // A long prompt, then a short one: each hashes on its own (no state carried between calls).
+    const long = Array.from({ length: 40_000 }, (_, i) => (i * 7919) % 100_000);
+    const expectedShort = computeLocalBlockHashes(Uint32Array.from(long.slice(0, 8)), 4);
+    assert.equal(computeLocalBlockHashes(long, 4).length, 10_000);
+    assert.deepEqual(computeLocalBlockHashes(long.slice(0, 8), 4), expectedShort);
     assert.deepEqual(computeLocalBlockHashes([1, 2, 3], 4), [], "shorter than one block: nothing hashed");
   });
 });

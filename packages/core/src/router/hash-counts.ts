@@ -10,6 +10,10 @@ export interface HashCounts {
   /** Removes one reference; returns false when `hash` had none. */
   decrement(hash: bigint): boolean;
   count(hash: bigint): number;
+  /** `increment` for each hash, with the table's cache misses overlapped (see `BATCH`). */
+  incrementAll(hashes: readonly bigint[]): void;
+  /** `decrement` for each hash; returns how many had no reference. */
+  decrementAll(hashes: readonly bigint[]): number;
   /** Distinct hashes with at least one reference. */
   readonly size: number;
 }
@@ -17,6 +21,15 @@ export interface HashCounts {
 // Slot: [half 0, half 1, count, unused]; count 0 marks an empty slot.
 const STRIDE = 4;
 const MAX_LOAD = 0.5;
+// The router adds and removes a whole prompt's hashes (128 for 8k tokens) at once, each a likely
+// cache miss in a table the prefix-index walk has just evicted. The batch operations first read the
+// home slots of BATCH hashes — independent loads the CPU overlaps — then probe them while cached.
+const BATCH = 16;
+const batchA = new Uint32Array(BATCH);
+const batchB = new Uint32Array(BATCH);
+const batchHome = new Int32Array(BATCH);
+// Where the first pass stores what it read, so the reads (the point of the pass) are not dead code.
+const batchSeen = new Uint32Array(BATCH);
 
 // Shared scratch: splits a bigint into two u32 halves without allocating. Which half is which depends
 // on the host byte order, which is fine: halves are only compared with halves split the same way.
@@ -38,7 +51,11 @@ export function createHashCounts(initialCapacity = 16): HashCounts {
 
   /** Offset of the slot holding the split hash, or of the empty slot ending its probe chain (negated − 1). */
   function locate(a: number, b: number): number {
-    let p = home(a, b, mask);
+    return locateFrom(home(a, b, mask), a, b);
+  }
+
+  function locateFrom(start: number, a: number, b: number): number {
+    let p = start;
     for (;;) {
       const o = p * STRIDE;
       if (table[o + 2] === 0) return -o - 1;
@@ -77,35 +94,82 @@ export function createHashCounts(initialCapacity = 16): HashCounts {
     size--;
   }
 
+  function incrementSplit(a: number, b: number, start: number): void {
+    let o = locateFrom(start, a, b);
+    if (o >= 0) {
+      table[o + 2] = table[o + 2]! + 1;
+      return;
+    }
+    if (size + 1 > cap * MAX_LOAD) {
+      grow();
+      o = locate(a, b);
+    }
+    o = -o - 1;
+    table[o] = a;
+    table[o + 1] = b;
+    table[o + 2] = 1;
+    size++;
+  }
+
+  function decrementSplit(a: number, b: number, start: number): boolean {
+    const o = locateFrom(start, a, b);
+    if (o < 0) return false;
+    const left = table[o + 2]! - 1;
+    if (left === 0) removeAt(o);
+    else table[o + 2] = left;
+    return true;
+  }
+
+  // Splits hashes[from, from + n) into the batch arrays and reads their home slots (the prefetch).
+  // Home slots stay valid through the batch: deletions only move entries, and growth is done before.
+  function prefetch(hashes: readonly bigint[], from: number, n: number): void {
+    for (let k = 0; k < n; k++) {
+      split64[0] = hashes[from + k]!;
+      const a = split32[0]!;
+      const b = split32[1]!;
+      const h = home(a, b, mask);
+      batchA[k] = a;
+      batchB[k] = b;
+      batchHome[k] = h;
+      batchSeen[k] = table[h * STRIDE + 2]!;
+    }
+  }
+
   return {
+    incrementAll(hashes) {
+      for (let from = 0; from < hashes.length; from += BATCH) {
+        const n = Math.min(BATCH, hashes.length - from);
+        // Room for the whole batch first, so no growth moves the home slots mid-batch.
+        while (size + n > cap * MAX_LOAD) grow();
+        prefetch(hashes, from, n);
+        for (let k = 0; k < n; k++) incrementSplit(batchA[k]!, batchB[k]!, batchHome[k]!);
+      }
+    },
+
+    decrementAll(hashes) {
+      let missing = 0;
+      for (let from = 0; from < hashes.length; from += BATCH) {
+        const n = Math.min(BATCH, hashes.length - from);
+        prefetch(hashes, from, n);
+        for (let k = 0; k < n; k++) {
+          if (!decrementSplit(batchA[k]!, batchB[k]!, batchHome[k]!)) missing++;
+        }
+      }
+      return missing;
+    },
+
     increment(hash) {
       split64[0] = hash;
       const a = split32[0]!;
       const b = split32[1]!;
-      let o = locate(a, b);
-      if (o >= 0) {
-        table[o + 2] = table[o + 2]! + 1;
-        return;
-      }
-      if (size + 1 > cap * MAX_LOAD) {
-        grow();
-        o = locate(a, b);
-      }
-      o = -o - 1;
-      table[o] = a;
-      table[o + 1] = b;
-      table[o + 2] = 1;
-      size++;
+      incrementSplit(a, b, home(a, b, mask));
     },
 
     decrement(hash) {
       split64[0] = hash;
-      const o = locate(split32[0]!, split32[1]!);
-      if (o < 0) return false;
-      const left = table[o + 2]! - 1;
-      if (left === 0) removeAt(o);
-      else table[o + 2] = left;
-      return true;
+      const a = split32[0]!;
+      const b = split32[1]!;
+      return decrementSplit(a, b, home(a, b, mask));
     },
 
     count(hash) {

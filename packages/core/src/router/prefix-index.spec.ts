@@ -118,6 +118,15 @@ describe("prefix index: consistency under interleaved events", () => {
             if (depth > 0) expected.set(worker, depth);
           }
           assert.deepEqual(index.findMatches(seqHashes), expected, `step ${step}`);
+          // The allocation-free view answers the same.
+          const view = index.matchPrefix(seqHashes);
+          assert.equal(view.size, expected.size, `step ${step}`);
+          for (const worker of workers) assert.equal(view.get(worker), expected.get(worker), `step ${step}`);
+          const visited = new Map<string, number>();
+          view.forEach((depth, worker) => {
+            visited.set(worker, depth);
+          });
+          assert.deepEqual(visited, expected, `step ${step}`);
         }
       }
     }
@@ -240,5 +249,102 @@ describe("prefix index: workers and bad input", () => {
     assert.throws(() => index.applyEvent("", 2n, { type: "cleared" }), RouterInputError);
     assert.equal(index.lastEventId("a"), 1n);
     assert.equal(index.workerBlockCount("a"), 2);
+  });
+});
+
+describe("prefix index: the reusable match view", () => {
+  const { sequenceHashes: seq, localHashes: local } = computeBlockHashes(tokens(6 * BLOCK, 8), BLOCK);
+  const { sequenceHashes: other } = computeBlockHashes(tokens(6 * BLOCK, 9), BLOCK);
+
+  it("describes only the last lookup and clears the workers it no longer matches", () => {
+    const index = createPrefixIndex();
+    index.applyEvent("a", 1n, stored(seq, local, 0, 6));
+    index.applyEvent("b", 1n, stored(seq, local, 0, 3));
+    const view = index.matchPrefix(seq);
+    assert.equal(view.get("a"), 6);
+    assert.equal(view.get("b"), 3);
+    assert.equal(view.size, 2);
+    assert.equal(view.get("nobody"), undefined);
+    // Same object, new answer: nothing of `seq` is left over.
+    assert.equal(index.matchPrefix(other), view);
+    assert.equal(view.size, 0);
+    assert.equal(view.get("a"), undefined);
+    assert.equal(index.matchPrefix([]).size, 0);
+  });
+
+  it("does not hand a removed worker's depth to a new worker that takes over its slot", () => {
+    const index = createPrefixIndex();
+    index.applyEvent("a", 1n, stored(seq, local, 0, 5));
+    const view = index.matchPrefix(seq);
+    assert.equal(view.get("a"), 5);
+    index.removeWorker("a");
+    index.applyEvent("c", 1n, stored(seq, local, 0, 1)); // reuses a's slot
+    assert.equal(view.get("a"), undefined);
+    assert.equal(view.get("c"), undefined);
+    assert.equal(view.size, 0);
+    assert.equal(index.matchPrefix(seq).get("c"), 1);
+  });
+
+  it("keeps working when the worker bitsets and the table grow between lookups", () => {
+    const index = createPrefixIndex({ initialCapacityBlocks: 1, initialWorkerCapacity: 1 });
+    index.applyEvent("w0", 1n, stored(seq, local, 0, 6));
+    assert.equal(index.matchPrefix(seq).get("w0"), 6);
+    // 100 more workers: the bitsets grow from 1 to 4 words and the view's arrays with them.
+    for (let w = 1; w <= 100; w++) index.applyEvent(`w${w}`, 1n, stored(seq, local, 0, 1 + (w % 6)));
+    const view = index.matchPrefix(seq);
+    assert.equal(view.size, 101);
+    for (let w = 1; w <= 100; w++) assert.equal(view.get(`w${w}`), 1 + (w % 6));
+    assert.equal(view.get("w0"), 6);
+  });
+
+  it("leaves stale workers out", () => {
+    const index = createPrefixIndex({ gapPolicy: "mark-stale" });
+    index.applyEvent("a", 1n, stored(seq, local, 0, 4));
+    index.applyEvent("b", 1n, stored(seq, local, 0, 2));
+    index.applyEvent("a", 5n, stored(seq, local, 4, 5)); // gap: a is stale
+    const view = index.matchPrefix(seq);
+    assert.equal(view.get("a"), undefined);
+    assert.equal(view.get("b"), 2);
+    assert.equal(view.size, 1);
+  });
+});
+
+describe("prefix index: hash table collisions", () => {
+  it("finds, deletes and re-finds keys that share one home slot", () => {
+    // With 16 slots, keys 1..n collide often; take 6 keys with the same home, computed the way the
+    // index mixes them (lo = value, hi = 0 for values < 2^32 on a little-endian host), so deletions in
+    // the middle of a probe chain exercise the backward shift.
+    const home = (l: number) => {
+      let x = Math.imul(l ^ Math.imul(0, 0x85ebca6b), 0x9e3779b1);
+      x ^= x >>> 15;
+      return x & 15;
+    };
+    const colliding: bigint[] = [];
+    for (let v = 1; colliding.length < 6; v++) if (home(v) === 3) colliding.push(BigInt(v));
+    const index = createPrefixIndex({ initialCapacityBlocks: 8 });
+    // One prompt per key so each is a first block; plus two more unrelated keys.
+    for (const [i, h] of colliding.entries()) {
+      index.applyEvent("a", BigInt(i + 1), {
+        type: "stored",
+        parentHash: null,
+        blockHashes: [h],
+        tokenHashes: null,
+      });
+    }
+    for (const h of colliding) assert.equal(index.matchPrefix([h]).get("a"), 1);
+    // Delete from the middle and the head of the chain; the others must stay reachable.
+    index.applyEvent("a", 7n, { type: "removed", blockHashes: [colliding[2]!, colliding[0]!] });
+    for (const [i, h] of colliding.entries()) {
+      assert.equal(index.matchPrefix([h]).get("a"), i === 0 || i === 2 ? undefined : 1, `key ${i}`);
+    }
+    assert.equal(index.stats().blocks, 4);
+    // Growth (more than 8 keys into 16 slots) rehashes the chain; all survivors stay reachable.
+    const more = Array.from({ length: 20 }, (_, i) => BigInt(1_000_000 + i));
+    index.applyEvent("a", 8n, { type: "stored", parentHash: null, blockHashes: more, tokenHashes: null });
+    for (const [i, h] of colliding.entries()) {
+      assert.equal(index.matchPrefix([h]).get("a"), i === 0 || i === 2 ? undefined : 1, `key ${i}`);
+    }
+    assert.equal(index.findMatches(more).get("a"), 20);
+    assert.equal(index.stats().blocks, 24);
   });
 });

@@ -5,12 +5,15 @@ import { DEFAULT_POLICY } from "../policy/defaults.js";
 import type { RouterLimits } from "../policy/types.js";
 import { createPrefixIndex } from "./prefix-index.js";
 import {
+  assessWorkers,
   createL2Router,
   type DecideRouteInput,
   decideRoute,
   type RouteRequestFacts,
   type RouterPolicy,
+  type RouterRouted,
   type RouterWorker,
+  type WorkerAssessment,
 } from "./router-decision.js";
 import { type BusyChecks, routerDecisionOptionsWithDefaults } from "./router-options.js";
 import { createWorkerLoad, type ObservedWorkerLoad } from "./worker-load.js";
@@ -368,5 +371,101 @@ describe("L2 router: hold, release, expiry", () => {
       here.l2.drain(one, 3).routed.map((r) => r.requestId),
       ["s1"],
     );
+  });
+});
+
+describe("router decision: the single-pass selection agrees with the per-worker assessments", () => {
+  // Reference: the decision rules of the file header applied to `assessWorkers` (one object per
+  // worker), against which the allocation-free pass of `decideRoute` must never drift.
+  function reference(inp: DecideRouteInput): RouterRouted | WorkerAssessment {
+    const assessed = assessWorkers(inp);
+    const free = assessed.filter((a) => a.busy === undefined);
+    if (free.length === 0) {
+      // All busy: the worker predicted to drain first (first one on ties) explains the rejection.
+      let best = assessed[0]!;
+      for (const a of assessed) if (a.drainMs < best.drainMs) best = a;
+      return best;
+    }
+    let best = free[0]!;
+    let worst = best.cost;
+    for (const c of free) {
+      if (c.cost < best.cost || (c.cost === best.cost && c.overlapBlocks > best.overlapBlocks)) best = c;
+      if (c.cost > worst) worst = c.cost;
+    }
+    let chosen = best;
+    const t = inp.options.temperature;
+    if (t !== 0 && free.length > 1 && worst !== best.cost) {
+      const weights = free.map((c) => Math.exp(-(c.cost - best.cost) / (worst - best.cost) / t));
+      let r = inp.random() * weights.reduce((a, b) => a + b, 0);
+      chosen = free[free.length - 1]!;
+      for (let i = 0; i < free.length; i++) {
+        r -= weights[i]!;
+        if (r < 0) {
+          chosen = free[i]!;
+          break;
+        }
+      }
+    }
+    return {
+      routed: true,
+      workerId: chosen.workerId,
+      overlapBlocks: chosen.overlapBlocks,
+      predictedTtftMs: chosen.predictedTtftMs,
+      uncachedTokens: chosen.uncachedTokens,
+      blocks: Math.ceil(inp.request.promptTokens / BLOCK),
+    };
+  }
+
+  it("picks the same worker with the same numbers over random loads, overlaps and temperatures", () => {
+    let seed = 7;
+    const random = () => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const workers: RouterWorker[] = Array.from({ length: 40 }, (_, i) => ({
+      workerId: `w${i}`,
+      kvTotalBlocks: 1000,
+      maxNumBatchedTokens: 1000,
+      blockSize: BLOCK,
+    }));
+    let busyRounds = 0;
+    for (let round = 0; round < 200; round++) {
+      const load = createWorkerLoad({ replicaId: "me" });
+      const overlaps = new Map<string, number>();
+      for (const w of workers) {
+        // Coarse values so equal costs (the overlap tie-break) occur.
+        // Every fourth round, (almost) every worker is above the 95 % decode limit.
+        const floor = round % 4 === 0 ? 951 : 0;
+        load.observe(
+          w.workerId,
+          observed({
+            kvUsedBlocks: floor + 10 * Math.floor(random() * (101 - floor / 10)),
+            pendingPrefillTokens: 1000 * Math.floor(random() * 5),
+          }),
+        );
+        if (random() < 0.5) overlaps.set(w.workerId, Math.floor(random() * 9));
+      }
+      const draw = random();
+      const inp = input({
+        load,
+        workers,
+        overlaps,
+        options: routerDecisionOptionsWithDefaults({ temperature: round % 3 === 0 ? 0 : round % 3 }),
+        random: () => draw,
+      });
+      const expected = reference(inp);
+      const actual = decideRoute(inp);
+      if ("routed" in expected) {
+        assert.deepEqual(actual, expected, `round ${round}`);
+        continue;
+      }
+      busyRounds++;
+      assert.equal(actual.routed, false, `round ${round}`);
+      if (actual.routed) continue;
+      assert.equal(actual.observed, expected.busy!.observed, `round ${round}`);
+      assert.equal(actual.limit, expected.busy!.limit, `round ${round}`);
+      assert.equal(actual.predictedTtftMs, expected.predictedTtftMs, `round ${round}`);
+    }
+    assert.ok(busyRounds > 10, `only ${busyRounds} all-busy rounds`);
   });
 });

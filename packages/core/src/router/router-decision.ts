@@ -107,11 +107,14 @@ export interface WorkerAssessment {
   drainMs: number;
 }
 
+/** Matched prefix blocks per worker: a `Map` or the index's reusable `PrefixMatches`. */
+export type OverlapLookup = Pick<ReadonlyMap<string, number>, "get">;
+
 export interface DecideRouteInput {
   request: RouteRequestFacts;
   workers: readonly RouterWorker[];
-  /** `PrefixIndex.findMatches(request.blockHashes)`. */
-  overlaps: ReadonlyMap<string, number>;
+  /** `PrefixIndex.matchPrefix(request.blockHashes)` (or `findMatches`). */
+  overlaps: OverlapLookup;
   load: Pick<WorkerLoad, "load">;
   policy: RouterPolicy;
   options: RouterDecisionOptions;
@@ -169,12 +172,53 @@ function checkFacts(request: RouteRequestFacts, nowMs: number): void {
   }
 }
 
-/** Scores one worker for one request. */
-export function assessWorker(
-  worker: RouterWorker,
-  input: DecideRouteInput,
-  cls: ClassObjectives,
-): WorkerAssessment {
+const BUSY_NONE = 0;
+const BUSY_DECODE = 1;
+const BUSY_PREFILL = 2;
+const BUSY_TTFT = 3;
+const BUSY_CHECKS = [undefined, "decode_blocks", "pending_prefill", "predicted_ttft"] as const;
+
+/**
+ * One worker's numbers, written in place: `decideRoute` scores every worker into the same object, so
+ * a decision over 128 workers allocates nothing per worker (allocation is what turns into GC pauses
+ * at the tail of the latency distribution).
+ */
+interface Score {
+  overlapBlocks: number;
+  uncachedTokens: number;
+  activeBlocks: number;
+  pendingPrefillTokens: number;
+  predictedTtftMs: number;
+  cost: number;
+  /** BUSY_* of the first busy check that failed. */
+  busyCheck: number;
+  busyObserved: number;
+  busyLimit: number;
+  drainMs: number;
+}
+
+function newScore(): Score {
+  return {
+    overlapBlocks: 0,
+    uncachedTokens: 0,
+    activeBlocks: 0,
+    pendingPrefillTokens: 0,
+    predictedTtftMs: 0,
+    cost: 0,
+    busyCheck: BUSY_NONE,
+    busyObserved: 0,
+    busyLimit: 0,
+    drainMs: 0,
+  };
+}
+
+function eligible(w: RouterWorker, excluded: readonly string[] | undefined): boolean {
+  if (excluded?.includes(w.workerId)) return false;
+  return w.kvTotalBlocks > 0 && w.maxNumBatchedTokens > 0 && w.blockSize > 0;
+}
+
+/** Scores one worker for one request into `out`. */
+function scoreWorker(worker: RouterWorker, input: DecideRouteInput, cls: ClassObjectives, out: Score): void {
   const { request, policy, options, nowMs } = input;
   const limits = policy.router;
   const overlapBlocks = Math.min(input.overlaps.get(worker.workerId) ?? 0, request.blockHashes.length);
@@ -213,19 +257,31 @@ export function assessWorker(
       : limits.busyPrefillBatchRatio * worker.maxNumBatchedTokens;
   const ttftLimitMs = limits.busyTtftObjectiveFraction * cls.ttftObjectiveMs;
 
-  let busy: WorkerAssessment["busy"];
+  let busyCheck = BUSY_NONE;
+  let busyObserved = 0;
+  let busyLimit = 0;
   let drainMs = 0;
   const checks = options.busyChecks;
   if (checks.decodeBlockFraction && activeBlocks > decodeLimitBlocks) {
-    busy ??= { check: "decode_blocks", observed: activeBlocks, limit: decodeLimitBlocks };
+    busyCheck = BUSY_DECODE;
+    busyObserved = activeBlocks;
+    busyLimit = decodeLimitBlocks;
     drainMs = Math.max(drainMs, ((activeBlocks - decodeLimitBlocks) / releasePerS) * 1000);
   }
   if (checks.pendingPrefill && pendingPrefillTokens > prefillLimitTokens) {
-    busy ??= { check: "pending_prefill", observed: pendingPrefillTokens, limit: prefillLimitTokens };
+    if (busyCheck === BUSY_NONE) {
+      busyCheck = BUSY_PREFILL;
+      busyObserved = pendingPrefillTokens;
+      busyLimit = prefillLimitTokens;
+    }
     drainMs = Math.max(drainMs, ((pendingPrefillTokens - prefillLimitTokens) / prefillPerS) * 1000);
   }
   if (checks.predictedTtft && predictedTtftMs > ttftLimitMs) {
-    busy ??= { check: "predicted_ttft", observed: predictedTtftMs, limit: ttftLimitMs };
+    if (busyCheck === BUSY_NONE) {
+      busyCheck = BUSY_TTFT;
+      busyObserved = predictedTtftMs;
+      busyLimit = ttftLimitMs;
+    }
     // The queue ahead drains one ms per ms; time already waited never comes back, so nothing helps
     // once it alone exceeds the objective (Infinity: clamped to the maximum Retry-After).
     drainMs = Math.max(
@@ -236,38 +292,38 @@ export function assessWorker(
 
   const prefillPressure = (pendingPrefillTokens + uncachedTokens) / Math.max(1, prefillLimitTokens);
   const decodePressure = activeBlocks / worker.kvTotalBlocks;
-  const cost = limits.overlapScoreWeight * prefillPressure + decodePressure;
-  return {
-    workerId: worker.workerId,
-    overlapBlocks,
-    uncachedTokens,
-    activeBlocks,
-    pendingPrefillTokens,
-    predictedTtftMs,
-    cost,
-    busy,
-    drainMs,
-  };
+  out.overlapBlocks = overlapBlocks;
+  out.uncachedTokens = uncachedTokens;
+  out.activeBlocks = activeBlocks;
+  out.pendingPrefillTokens = pendingPrefillTokens;
+  out.predictedTtftMs = predictedTtftMs;
+  out.cost = limits.overlapScoreWeight * prefillPressure + decodePressure;
+  out.busyCheck = busyCheck;
+  out.busyObserved = busyObserved;
+  out.busyLimit = busyLimit;
+  out.drainMs = drainMs;
 }
 
-function pick(candidates: WorkerAssessment[], temperature: number, random: () => number): WorkerAssessment {
-  let best = candidates[0]!;
-  let worst = best.cost;
-  for (const c of candidates) {
-    // Ties go to the larger overlap (keeps a prefix's requests together), then to input order.
-    if (c.cost < best.cost || (c.cost === best.cost && c.overlapBlocks > best.overlapBlocks)) best = c;
-    if (c.cost > worst) worst = c.cost;
-  }
-  if (temperature === 0 || candidates.length === 1 || worst === best.cost) return best;
-  const span = worst - best.cost;
-  const weights = candidates.map((c) => Math.exp(-(c.cost - best.cost) / span / temperature));
-  const total = weights.reduce((a, b) => a + b, 0);
-  let r = random() * total;
-  for (let i = 0; i < candidates.length; i++) {
-    r -= weights[i]!;
-    if (r < 0) return candidates[i]!;
-  }
-  return candidates[candidates.length - 1]!;
+/** Scores one worker for one request. */
+export function assessWorker(
+  worker: RouterWorker,
+  input: DecideRouteInput,
+  cls: ClassObjectives,
+): WorkerAssessment {
+  const s = newScore();
+  scoreWorker(worker, input, cls, s);
+  const check = BUSY_CHECKS[s.busyCheck];
+  return {
+    workerId: worker.workerId,
+    overlapBlocks: s.overlapBlocks,
+    uncachedTokens: s.uncachedTokens,
+    activeBlocks: s.activeBlocks,
+    pendingPrefillTokens: s.pendingPrefillTokens,
+    predictedTtftMs: s.predictedTtftMs,
+    cost: s.cost,
+    busy: check === undefined ? undefined : { check, observed: s.busyObserved, limit: s.busyLimit },
+    drainMs: s.drainMs,
+  };
 }
 
 /** Assessments of every eligible worker, in `workers` order (for decision events). */
@@ -276,16 +332,20 @@ export function assessWorkers(input: DecideRouteInput): WorkerAssessment[] {
   const excluded = input.request.excludeWorkerIds;
   const out: WorkerAssessment[] = [];
   for (const w of input.workers) {
-    if (excluded?.includes(w.workerId)) continue;
-    if (!(w.kvTotalBlocks > 0) || !(w.maxNumBatchedTokens > 0) || !(w.blockSize > 0)) continue;
-    out.push(assessWorker(w, input, cls));
+    if (eligible(w, excluded)) out.push(assessWorker(w, input, cls));
   }
   return out;
 }
 
+// Costs and worker positions of the free workers, for the softmax pick (temperature > 0); grown on
+// demand and reused across calls (decideRoute is synchronous and never re-entered by the `load` and
+// `random` it calls).
+let freeCosts = new Float64Array(256);
+let freeAt = new Int32Array(256);
+
 /** Selects a worker, or says why none: `all_engines_busy` / `predicted_ttft` mean "hold or reject". */
 export function decideRoute(input: DecideRouteInput): RouteDecision {
-  const { request, policy, nowMs } = input;
+  const { request, policy, nowMs, workers } = input;
   checkFacts(request, nowMs);
   const cls = classOf(request.requestClass, policy);
   if (request.deadlineMs !== undefined && request.deadlineMs > 0 && nowMs >= request.deadlineMs) {
@@ -299,28 +359,90 @@ export function decideRoute(input: DecideRouteInput): RouteDecision {
       policy,
     );
   }
-  const assessed = assessWorkers(input);
-  if (assessed.length === 0) {
+  if (freeCosts.length < workers.length) {
+    freeCosts = new Float64Array(workers.length * 2);
+    freeAt = new Int32Array(workers.length * 2);
+  }
+  // One pass over the workers: the cheapest free one (ties to the larger overlap, then input order),
+  // the costliest free one (softmax span), and the busy one predicted to drain first.
+  const excluded = request.excludeWorkerIds;
+  const score = newScore();
+  let assessed = 0;
+  let free = 0;
+  let best = -1;
+  let bestCost = 0;
+  let bestOverlap = 0;
+  let worstCost = 0;
+  let drainBest = -1;
+  let drainBestMs = 0;
+  for (let i = 0; i < workers.length; i++) {
+    const w = workers[i]!;
+    if (!eligible(w, excluded)) continue;
+    scoreWorker(w, input, cls, score);
+    assessed++;
+    if (drainBest < 0 || score.drainMs < drainBestMs) {
+      drainBest = i;
+      drainBestMs = score.drainMs;
+    }
+    if (score.busyCheck !== BUSY_NONE) continue;
+    const cost = score.cost;
+    freeCosts[free] = cost;
+    freeAt[free] = i;
+    free++;
+    if (best < 0 || cost < bestCost || (cost === bestCost && score.overlapBlocks > bestOverlap)) {
+      best = i;
+      bestCost = cost;
+      bestOverlap = score.overlapBlocks;
+    }
+    if (free === 1 || cost > worstCost) worstCost = cost;
+  }
+  if (assessed === 0) {
     return rejection("no_engines", cls.name, 0, 0, 0, Number.POSITIVE_INFINITY, policy);
   }
-  const free = assessed.filter((a) => a.busy === undefined);
-  if (free.length > 0) {
-    const chosen = pick(free, input.options.temperature, input.random);
-    const worker = input.workers.find((w) => w.workerId === chosen.workerId)!;
+  if (free > 0) {
+    const temperature = input.options.temperature;
+    let chosen = best;
+    if (temperature !== 0 && free > 1 && worstCost !== bestCost) {
+      const span = worstCost - bestCost;
+      const u = input.random();
+      let total = 0;
+      for (let k = 0; k < free; k++) {
+        const weight = Math.exp(-(freeCosts[k]! - bestCost) / span / temperature);
+        freeCosts[k] = weight;
+        total += weight;
+      }
+      let r = u * total;
+      chosen = freeAt[free - 1]!;
+      for (let k = 0; k < free; k++) {
+        r -= freeCosts[k]!;
+        if (r < 0) {
+          chosen = freeAt[k]!;
+          break;
+        }
+      }
+    }
+    const worker = workers[chosen]!;
+    scoreWorker(worker, input, cls, score);
     return {
       routed: true,
-      workerId: chosen.workerId,
-      overlapBlocks: chosen.overlapBlocks,
-      predictedTtftMs: chosen.predictedTtftMs,
-      uncachedTokens: chosen.uncachedTokens,
+      workerId: worker.workerId,
+      overlapBlocks: score.overlapBlocks,
+      predictedTtftMs: score.predictedTtftMs,
+      uncachedTokens: score.uncachedTokens,
       blocks: Math.ceil(request.promptTokens / worker.blockSize),
     };
   }
-  let best = assessed[0]!;
-  for (const a of assessed) if (a.drainMs < best.drainMs) best = a;
-  const busy = best.busy!;
-  const reason = busy.check === "predicted_ttft" ? "predicted_ttft" : "all_engines_busy";
-  return rejection(reason, cls.name, busy.observed, busy.limit, best.predictedTtftMs, best.drainMs, policy);
+  scoreWorker(workers[drainBest]!, input, cls, score);
+  const reason = score.busyCheck === BUSY_TTFT ? "predicted_ttft" : "all_engines_busy";
+  return rejection(
+    reason,
+    cls.name,
+    score.busyObserved,
+    score.busyLimit,
+    score.predictedTtftMs,
+    score.drainMs,
+    policy,
+  );
 }
 
 // ─── The stateful router: index + predicted load + hold queue around `decideRoute` ───────────────
@@ -357,6 +479,8 @@ export interface L2Router {
   heldCount(requestClass?: string): number;
 }
 
+const NO_OVERLAPS: OverlapLookup = { get: () => undefined };
+
 export function createL2Router(deps: L2RouterDeps): L2Router {
   const { index, load, policy, options } = deps;
   const hold: HoldQueue<RouteRequestFacts> = createHoldQueue({
@@ -376,7 +500,7 @@ export function createL2Router(deps: L2RouterDeps): L2Router {
     return decideRoute({
       request,
       workers,
-      overlaps: request.blockHashes.length > 0 ? index.findMatches(request.blockHashes) : new Map(),
+      overlaps: request.blockHashes.length > 0 ? index.matchPrefix(request.blockHashes) : NO_OVERLAPS,
       load,
       policy,
       options,

@@ -49,6 +49,26 @@ describe("worker load: prediction", () => {
     assert.equal(load.load("w1").predictedPendingPrefillTokens, 0);
   });
 
+  it("ages out a lost first-token report and a lost release (expire), own and peers' requests alike", () => {
+    const load = createWorkerLoad({ replicaId: "r1", prefillTimeoutMs: 1_000, requestTimeoutMs: 10_000 });
+    const peer = createWorkerLoad({ replicaId: "r2" });
+    load.route(add("a", "w1", [1, 2], 100), 0);
+    const fromPeer = peer.route(add("b", "w1", [3], 50), 123_456_789); // peer clock: ignored
+    load.applySync(fromPeer);
+    assert.deepEqual(load.expire(500), { prefillExpired: 0, requestsExpired: 0 }, "b stamped at 500");
+    assert.deepEqual(picture(load, ["w1"]), [["w1", 5, 150, 2]]);
+    assert.deepEqual(load.expire(1_001), { prefillExpired: 1, requestsExpired: 0 });
+    assert.deepEqual(picture(load, ["w1"]), [["w1", 5, 50, 2]], "a's prefill no longer pending");
+    assert.deepEqual(load.expire(1_501), { prefillExpired: 1, requestsExpired: 0 });
+    assert.equal(load.load("w1").predictedPendingPrefillTokens, 0);
+    assert.deepEqual(load.expire(10_001), { prefillExpired: 0, requestsExpired: 1 });
+    assert.deepEqual(picture(load, ["w1"]), [["w1", 2, 0, 1]], "a dropped, b still in flight");
+    assert.deepEqual(load.expire(10_501), { prefillExpired: 0, requestsExpired: 1 });
+    assert.deepEqual(picture(load, ["w1"]), [["w1", 0, 0, 0]]);
+    assert.equal(load.free("a", 11_000), undefined, "a late release is a no-op");
+    assert.throws(() => createWorkerLoad({ replicaId: "x", prefillTimeoutMs: 0 }), /prefillTimeoutMs/);
+  });
+
   it("stores observed load beside the prediction without changing it", () => {
     const load = createWorkerLoad({ replicaId: "r1" });
     load.route(add("a", "w1", [1, 2], 128), 0);

@@ -83,10 +83,20 @@ export interface WorkerLoadOptions {
   replicaId: string;
   /** Frees / prefill-dones remembered for requests whose `add` has not arrived; oldest forgotten first. */
   maxPendingTombstones: number;
+  /**
+   * A routed request whose first token has not been reported this long after it was routed stops
+   * counting as pending prefill (`expire`): its MarkPrefillDone was lost (caller gone, notification
+   * timed out, a replica died) or it is stuck; either way it must not inflate predicted TTFT forever.
+   */
+  prefillTimeoutMs: number;
+  /** A routed request not released this long after it was routed is dropped (`expire`): a lost Release. */
+  requestTimeoutMs: number;
 }
 
 export const DEFAULT_WORKER_LOAD_OPTIONS: Readonly<Omit<WorkerLoadOptions, "replicaId">> = Object.freeze({
   maxPendingTombstones: 65_536,
+  prefillTimeoutMs: 60_000,
+  requestTimeoutMs: 30 * 60_000,
 });
 
 export function workerLoadOptionsWithDefaults(
@@ -95,12 +105,17 @@ export function workerLoadOptionsWithDefaults(
   const o: WorkerLoadOptions = {
     replicaId: options.replicaId,
     maxPendingTombstones: options.maxPendingTombstones ?? DEFAULT_WORKER_LOAD_OPTIONS.maxPendingTombstones,
+    prefillTimeoutMs: options.prefillTimeoutMs ?? DEFAULT_WORKER_LOAD_OPTIONS.prefillTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_WORKER_LOAD_OPTIONS.requestTimeoutMs,
   };
   if (typeof o.replicaId !== "string" || o.replicaId.length === 0) {
     throw new RouterConfigError("worker load: replicaId must be a non-empty string");
   }
   if (!Number.isInteger(o.maxPendingTombstones) || o.maxPendingTombstones < 1) {
     throw new RouterConfigError(`maxPendingTombstones must be an integer ≥ 1, got ${o.maxPendingTombstones}`);
+  }
+  for (const key of ["prefillTimeoutMs", "requestTimeoutMs"] as const) {
+    if (!(o[key] > 0)) throw new RouterConfigError(`${key} must be > 0 ms, got ${o[key]}`);
   }
   return o;
 }
@@ -126,6 +141,13 @@ export interface WorkerLoad {
   workerOf(requestId: string): string | undefined;
   /** Workers with predicted requests or an observation. */
   workers(): string[];
+  /**
+   * Ages out what a lost notification left behind (`prefillTimeoutMs`, `requestTimeoutMs`, counted
+   * from when the request was routed, or when its add arrived from a peer). Local only: every
+   * replica (and the aggregator) expires the same entries on its own clock, so nothing is published.
+   * O(requests in flight); call it periodically (about once a second), not per request.
+   */
+  expire(nowMs: number): { prefillExpired: number; requestsExpired: number };
   readonly replicaId: string;
 }
 
@@ -135,6 +157,8 @@ interface RequestEntry {
   extraBlocks: number;
   prefillTokens: number;
   prefillDone: boolean;
+  /** When it was routed here, or when its add arrived from a peer (this process's clock). */
+  addedAtMs: number;
 }
 
 interface WorkerEntry {
@@ -207,14 +231,13 @@ export function createWorkerLoad(
     }
   }
 
-  function addEntry(add: RoutedAdd, prefillDone: boolean): void {
+  function addEntry(add: RoutedAdd, prefillDone: boolean, addedAtMs: number): void {
     const w = worker(add.workerId);
     // Reference-counted per hash, so a block is counted once however many requests (or positions of
     // a malformed request) name it, and released exactly when its last holder ends. No per-request
     // dedup pass: chained sequence hashes never repeat within one prompt.
     const hashes = add.blockHashes;
-    const refs = w.blockRefs;
-    for (let i = 0; i < hashes.length; i++) refs.increment(hashes[i]!);
+    w.blockRefs.incrementAll(hashes);
     const extraBlocks = Math.max(0, add.blocks - hashes.length);
     w.extraBlocks += extraBlocks;
     if (!prefillDone) w.pendingPrefillTokens += add.prefillTokens;
@@ -225,6 +248,7 @@ export function createWorkerLoad(
       extraBlocks,
       prefillTokens: add.prefillTokens,
       prefillDone,
+      addedAtMs,
     });
   }
 
@@ -241,8 +265,7 @@ export function createWorkerLoad(
     const w = workersById.get(entry.workerId);
     if (w === undefined) return;
     if (!entry.prefillDone) w.pendingPrefillTokens -= entry.prefillTokens;
-    const hashes = entry.blockHashes;
-    for (let i = 0; i < hashes.length; i++) w.blockRefs.decrement(hashes[i]!);
+    w.blockRefs.decrementAll(entry.blockHashes);
     w.extraBlocks -= entry.extraBlocks;
     w.requests--;
     if (w.requests === 0 && w.observed === undefined) workersById.delete(entry.workerId);
@@ -261,7 +284,8 @@ export function createWorkerLoad(
     }
     if (requests.has(add.requestId)) return; // request ids are unique in flight: a re-add is a repeat
     if (pending === "prefillDone") early.delete(add.requestId);
-    addEntry(add, pending === "prefillDone");
+    // Stamped by the next `expire` sweep, on this process's clock whatever the peer's clock says.
+    addEntry(add, pending === "prefillDone", Number.NaN);
   }
 
   return {
@@ -272,7 +296,7 @@ export function createWorkerLoad(
       if (requests.has(request.requestId)) {
         throw new RouterInputError(`routed request ${request.requestId} is already in flight`);
       }
-      addEntry(request, false);
+      addEntry(request, false, nowMs);
       // The caller's hash array is shared, not copied: it is read-only everywhere in the router.
       return delta({ case: "add", value: { ...request } }, nowMs);
     },
@@ -378,5 +402,22 @@ export function createWorkerLoad(
 
     workerOf: (requestId) => requests.get(requestId)?.workerId,
     workers: () => [...workersById.keys()],
+
+    expire(nowMs) {
+      let prefillExpired = 0;
+      let requestsExpired = 0;
+      for (const [id, entry] of requests) {
+        if (Number.isNaN(entry.addedAtMs)) {
+          entry.addedAtMs = nowMs;
+          continue;
+        }
+        const ageMs = nowMs - entry.addedAtMs;
+        if (ageMs > opts.requestTimeoutMs) {
+          release(id, entry);
+          requestsExpired++;
+        } else if (ageMs > opts.prefillTimeoutMs && markPrefillDone(entry)) prefillExpired++;
+      }
+      return { prefillExpired, requestsExpired };
+    },
   };
 }

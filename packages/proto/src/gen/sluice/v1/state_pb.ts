@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/state.proto.
  */
 export const file_sluice_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("ChVzbHVpY2UvdjEvc3RhdGUucHJvdG8SCXNsdWljZS52MSJsCg1DbGFzc0luZmxpZ2h0Eg0KBW1vZGVsGAEgASgJEhUKDXJlcXVlc3RfY2xhc3MYAiABKAkSGQoRaW5mbGlnaHRfcmVxdWVzdHMYAyABKA0SGgoSaW5mbGlnaHRfa3ZfYmxvY2tzGAQgASgNIv8BCgxJbmdyZXNzU3RhdGUSEwoLaW5zdGFuY2VfaWQYASABKAkSCwoDc2VxGAIgASgEEhQKDHRpbWVzdGFtcF9tcxgDIAEoARIqCghpbmZsaWdodBgEIAMoCzIYLnNsdWljZS52MS5DbGFzc0luZmxpZ2h0Eh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoDRI6CgphY2tlZF9zZXFzGAYgAygLMiYuc2x1aWNlLnYxLkluZ3Jlc3NTdGF0ZS5BY2tlZFNlcXNFbnRyeRowCg5BY2tlZFNlcXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBIogBCglSb3V0ZWRBZGQSEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgl3b3JrZXJfaWQYAiABKAkSFAoMYmxvY2tfaGFzaGVzGAMgAygGEg4KBmJsb2NrcxgEIAEoDRIWCg5wcmVmaWxsX3Rva2VucxgFIAEoDRIWCg5vdmVybGFwX2Jsb2NrcxgGIAEoDSI6ChFSb3V0ZWRQcmVmaWxsRG9uZRISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCXdvcmtlcl9pZBgCIAEoCSIzCgpSb3V0ZWRGcmVlEhIKCnJlcXVlc3RfaWQYASABKAkSEQoJd29ya2VyX2lkGAIgASgJIs4BCgpSb3V0ZXJTeW5jEhIKCnJlcGxpY2FfaWQYASABKAkSCwoDc2VxGAIgASgEEhQKDHRpbWVzdGFtcF9tcxgDIAEoARIjCgNhZGQYBCABKAsyFC5zbHVpY2UudjEuUm91dGVkQWRkSAASNAoMcHJlZmlsbF9kb25lGAUgASgLMhwuc2x1aWNlLnYxLlJvdXRlZFByZWZpbGxEb25lSAASJQoEZnJlZRgGIAEoCzIVLnNsdWljZS52MS5Sb3V0ZWRGcmVlSABCBwoFZXZlbnQibwoNQ2xhc3NIZWFkcm9vbRIVCg1yZXF1ZXN0X2NsYXNzGAEgASgJEhkKEWluZmxpZ2h0X3JlcXVlc3RzGAIgASgFEhEKCWt2X2Jsb2NrcxgDIAEoBRIZChFwcmVkaWN0ZWRfdHRmdF9tcxgEIAEoASLFAwoJTW9kZWxMb2FkEg0KBW1vZGVsGAEgASgJEhQKDGxpdmVfZW5naW5lcxgCIAEoDRIaChJjYXBhY2l0eV9rdl9ibG9ja3MYAyABKA0SFQoNY2FwYWNpdHlfc2VxcxgEIAEoDRIfChdvYnNlcnZlZF9rdl91c2VkX2Jsb2NrcxgFIAEoDRIYChBvYnNlcnZlZF93YWl0aW5nGAYgASgNEhgKEG9ic2VydmVkX3J1bm5pbmcYByABKA0SJwofb2JzZXJ2ZWRfcGVuZGluZ19wcmVmaWxsX3Rva2VucxgIIAEoDRIlCh1vYnNlcnZlZF9wcmVmaWxsX3Rva2Vuc19wZXJfcxgJIAEoARIjChtwcmVkaWN0ZWRfaW5mbGlnaHRfcmVxdWVzdHMYCiABKA0SJAoccHJlZGljdGVkX2luZmxpZ2h0X2t2X2Jsb2NrcxgLIAEoDRIoCiBwcmVkaWN0ZWRfcGVuZGluZ19wcmVmaWxsX3Rva2VucxgMIAEoDRIwCg5jbGFzc19oZWFkcm9vbRgNIAMoCzIYLnNsdWljZS52MS5DbGFzc0hlYWRyb29tEhQKDGZyZXNobmVzc19tcxgOIAEoDSJpCgtDbHVzdGVyTG9hZBIRCglsZWFkZXJfaWQYASABKAkSCwoDc2VxGAIgASgEEhQKDHRpbWVzdGFtcF9tcxgDIAEoARIkCgZtb2RlbHMYBCADKAsyFC5zbHVpY2UudjEuTW9kZWxMb2FkYgZwcm90bzM");
+  fileDesc("ChVzbHVpY2UvdjEvc3RhdGUucHJvdG8SCXNsdWljZS52MSJsCg1DbGFzc0luZmxpZ2h0Eg0KBW1vZGVsGAEgASgJEhUKDXJlcXVlc3RfY2xhc3MYAiABKAkSGQoRaW5mbGlnaHRfcmVxdWVzdHMYAyABKA0SGgoSaW5mbGlnaHRfa3ZfYmxvY2tzGAQgASgNIkoKDlRlbmFudEluZmxpZ2h0Eg0KBW1vZGVsGAEgASgJEg4KBnRlbmFudBgCIAEoCRIZChFpbmZsaWdodF9yZXF1ZXN0cxgDIAEoDSKzAgoMSW5ncmVzc1N0YXRlEhMKC2luc3RhbmNlX2lkGAEgASgJEgsKA3NlcRgCIAEoBBIUCgx0aW1lc3RhbXBfbXMYAyABKAESKgoIaW5mbGlnaHQYBCADKAsyGC5zbHVpY2UudjEuQ2xhc3NJbmZsaWdodBIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYBSABKA0SOgoKYWNrZWRfc2VxcxgGIAMoCzImLnNsdWljZS52MS5JbmdyZXNzU3RhdGUuQWNrZWRTZXFzRW50cnkSMgoPdGVuYW50X2luZmxpZ2h0GAcgAygLMhkuc2x1aWNlLnYxLlRlbmFudEluZmxpZ2h0GjAKDkFja2VkU2Vxc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEiiAEKCVJvdXRlZEFkZBISCgpyZXF1ZXN0X2lkGAEgASgJEhEKCXdvcmtlcl9pZBgCIAEoCRIUCgxibG9ja19oYXNoZXMYAyADKAYSDgoGYmxvY2tzGAQgASgNEhYKDnByZWZpbGxfdG9rZW5zGAUgASgNEhYKDm92ZXJsYXBfYmxvY2tzGAYgASgNIjoKEVJvdXRlZFByZWZpbGxEb25lEhIKCnJlcXVlc3RfaWQYASABKAkSEQoJd29ya2VyX2lkGAIgASgJIjMKClJvdXRlZEZyZWUSEgoKcmVxdWVzdF9pZBgBIAEoCRIRCgl3b3JrZXJfaWQYAiABKAkizgEKClJvdXRlclN5bmMSEgoKcmVwbGljYV9pZBgBIAEoCRILCgNzZXEYAiABKAQSFAoMdGltZXN0YW1wX21zGAMgASgBEiMKA2FkZBgEIAEoCzIULnNsdWljZS52MS5Sb3V0ZWRBZGRIABI0CgxwcmVmaWxsX2RvbmUYBSABKAsyHC5zbHVpY2UudjEuUm91dGVkUHJlZmlsbERvbmVIABIlCgRmcmVlGAYgASgLMhUuc2x1aWNlLnYxLlJvdXRlZEZyZWVIAEIHCgVldmVudCJvCg1DbGFzc0hlYWRyb29tEhUKDXJlcXVlc3RfY2xhc3MYASABKAkSGQoRaW5mbGlnaHRfcmVxdWVzdHMYAiABKAUSEQoJa3ZfYmxvY2tzGAMgASgFEhkKEXByZWRpY3RlZF90dGZ0X21zGAQgASgBIsUDCglNb2RlbExvYWQSDQoFbW9kZWwYASABKAkSFAoMbGl2ZV9lbmdpbmVzGAIgASgNEhoKEmNhcGFjaXR5X2t2X2Jsb2NrcxgDIAEoDRIVCg1jYXBhY2l0eV9zZXFzGAQgASgNEh8KF29ic2VydmVkX2t2X3VzZWRfYmxvY2tzGAUgASgNEhgKEG9ic2VydmVkX3dhaXRpbmcYBiABKA0SGAoQb2JzZXJ2ZWRfcnVubmluZxgHIAEoDRInCh9vYnNlcnZlZF9wZW5kaW5nX3ByZWZpbGxfdG9rZW5zGAggASgNEiUKHW9ic2VydmVkX3ByZWZpbGxfdG9rZW5zX3Blcl9zGAkgASgBEiMKG3ByZWRpY3RlZF9pbmZsaWdodF9yZXF1ZXN0cxgKIAEoDRIkChxwcmVkaWN0ZWRfaW5mbGlnaHRfa3ZfYmxvY2tzGAsgASgNEigKIHByZWRpY3RlZF9wZW5kaW5nX3ByZWZpbGxfdG9rZW5zGAwgASgNEjAKDmNsYXNzX2hlYWRyb29tGA0gAygLMhguc2x1aWNlLnYxLkNsYXNzSGVhZHJvb20SFAoMZnJlc2huZXNzX21zGA4gASgNImkKC0NsdXN0ZXJMb2FkEhEKCWxlYWRlcl9pZBgBIAEoCRILCgNzZXEYAiABKAQSFAoMdGltZXN0YW1wX21zGAMgASgBEiQKBm1vZGVscxgEIAMoCzIULnNsdWljZS52MS5Nb2RlbExvYWRiBnByb3RvMw");
 
 /**
  * In-flight load of one class (for one model) at one ingress.
@@ -101,6 +101,77 @@ export const ClassInflightSchema: GenMessage<ClassInflight, {jsonType: ClassInfl
   messageDesc(file_sluice_v1_state, 0);
 
 /**
+ * In-flight requests of one tenant (for one model) at one ingress. Only tenants whose policy sets
+ * `max_inflight` are counted, so the message stays small however many tenants a policy maps.
+ *
+ * @generated from message sluice.v1.TenantInflight
+ */
+export type TenantInflight = Message<"sluice.v1.TenantInflight"> & {
+  /**
+   * Model the requests target.
+   * Unit: model name.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * Tenant id (policy `tenants[].tenant`).
+   * Unit: tenant id.
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * The tenant's admitted requests not yet completed, failed or cancelled.
+   * Unit: requests.
+   *
+   * @generated from field: uint32 inflight_requests = 3;
+   */
+  inflightRequests: number;
+};
+
+/**
+ * In-flight requests of one tenant (for one model) at one ingress. Only tenants whose policy sets
+ * `max_inflight` are counted, so the message stays small however many tenants a policy maps.
+ *
+ * @generated from message sluice.v1.TenantInflight
+ */
+export type TenantInflightJson = {
+  /**
+   * Model the requests target.
+   * Unit: model name.
+   *
+   * @generated from field: string model = 1;
+   */
+  model?: string;
+
+  /**
+   * Tenant id (policy `tenants[].tenant`).
+   * Unit: tenant id.
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant?: string;
+
+  /**
+   * The tenant's admitted requests not yet completed, failed or cancelled.
+   * Unit: requests.
+   *
+   * @generated from field: uint32 inflight_requests = 3;
+   */
+  inflightRequests?: number;
+};
+
+/**
+ * Describes the message sluice.v1.TenantInflight.
+ * Use `create(TenantInflightSchema)` to create a new message.
+ */
+export const TenantInflightSchema: GenMessage<TenantInflight, {jsonType: TenantInflightJson}> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_state, 1);
+
+/**
  * One ingress instance's exact in-flight counts (NATS `….ingress.state`).
  *
  * @generated from message sluice.v1.IngressState
@@ -155,6 +226,15 @@ export type IngressState = Message<"sluice.v1.IngressState"> & {
    * @generated from field: map<string, uint64> acked_seqs = 6;
    */
   ackedSeqs: { [key: string]: bigint };
+
+  /**
+   * Per model and tenant in-flight requests of tenants with a per-tenant limit; absent entries are
+   * zero. Shares `seq` and `acked_seqs` with `inflight`, so the same burst bound applies.
+   * Unit: list.
+   *
+   * @generated from field: repeated sluice.v1.TenantInflight tenant_inflight = 7;
+   */
+  tenantInflight: TenantInflight[];
 };
 
 /**
@@ -212,6 +292,15 @@ export type IngressStateJson = {
    * @generated from field: map<string, uint64> acked_seqs = 6;
    */
   ackedSeqs?: { [key: string]: string };
+
+  /**
+   * Per model and tenant in-flight requests of tenants with a per-tenant limit; absent entries are
+   * zero. Shares `seq` and `acked_seqs` with `inflight`, so the same burst bound applies.
+   * Unit: list.
+   *
+   * @generated from field: repeated sluice.v1.TenantInflight tenant_inflight = 7;
+   */
+  tenantInflight?: TenantInflightJson[];
 };
 
 /**
@@ -219,7 +308,7 @@ export type IngressStateJson = {
  * Use `create(IngressStateSchema)` to create a new message.
  */
 export const IngressStateSchema: GenMessage<IngressState, {jsonType: IngressStateJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 1);
+  messageDesc(file_sluice_v1_state, 2);
 
 /**
  * A request the router just placed on a worker.
@@ -336,7 +425,7 @@ export type RoutedAddJson = {
  * Use `create(RoutedAddSchema)` to create a new message.
  */
 export const RoutedAddSchema: GenMessage<RoutedAdd, {jsonType: RoutedAddJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 2);
+  messageDesc(file_sluice_v1_state, 3);
 
 /**
  * A routed request produced its first token: its prefill tokens are no longer pending.
@@ -389,7 +478,7 @@ export type RoutedPrefillDoneJson = {
  * Use `create(RoutedPrefillDoneSchema)` to create a new message.
  */
 export const RoutedPrefillDoneSchema: GenMessage<RoutedPrefillDone, {jsonType: RoutedPrefillDoneJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 3);
+  messageDesc(file_sluice_v1_state, 4);
 
 /**
  * A routed request ended (completed, failed or cancelled): its blocks are free.
@@ -442,7 +531,7 @@ export type RoutedFreeJson = {
  * Use `create(RoutedFreeSchema)` to create a new message.
  */
 export const RoutedFreeSchema: GenMessage<RoutedFree, {jsonType: RoutedFreeJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 4);
+  messageDesc(file_sluice_v1_state, 5);
 
 /**
  * Router replica sync (NATS `….router.sync`): replicas share predicted load.
@@ -569,7 +658,7 @@ export type RouterSyncJson = {
  * Use `create(RouterSyncSchema)` to create a new message.
  */
 export const RouterSyncSchema: GenMessage<RouterSync, {jsonType: RouterSyncJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 5);
+  messageDesc(file_sluice_v1_state, 6);
 
 /**
  * Admission headroom left for one class.
@@ -654,7 +743,7 @@ export type ClassHeadroomJson = {
  * Use `create(ClassHeadroomSchema)` to create a new message.
  */
 export const ClassHeadroomSchema: GenMessage<ClassHeadroom, {jsonType: ClassHeadroomJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 6);
+  messageDesc(file_sluice_v1_state, 7);
 
 /**
  * Aggregated view of one model's engines.
@@ -899,7 +988,7 @@ export type ModelLoadJson = {
  * Use `create(ModelLoadSchema)` to create a new message.
  */
 export const ModelLoadSchema: GenMessage<ModelLoad, {jsonType: ModelLoadJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 7);
+  messageDesc(file_sluice_v1_state, 8);
 
 /**
  * The aggregator leader's cluster view (NATS `….cluster.load`).
@@ -984,5 +1073,5 @@ export type ClusterLoadJson = {
  * Use `create(ClusterLoadSchema)` to create a new message.
  */
 export const ClusterLoadSchema: GenMessage<ClusterLoad, {jsonType: ClusterLoadJson}> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_state, 8);
+  messageDesc(file_sluice_v1_state, 9);
 
