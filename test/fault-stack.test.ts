@@ -511,11 +511,8 @@ describe("faults under load", { timeout: 900_000 }, () => {
     });
   });
 
-  it("engine killed behind its sidecar: routers and ingresses stop choosing it once the sidecar knows", {
-    todo:
-      "the sidecar stays registered with its engine down and answers 503 engine_unavailable, which " +
-      "the ingress does not retry elsewhere; the router keeps placing requests on it",
-  }, () => {
+  // The sidecar withdraws its engine registration while the engine is down (engine-scheduler command.ts).
+  it("engine killed behind its sidecar: routers and ingresses stop choosing it once the sidecar knows", () => {
     assert.ok(engineOutageAfterConvergence !== undefined, "the engine fault ran");
     assert.deepEqual(
       engineOutageAfterConvergence.filter((o) => o.code === "engine_unavailable"),

@@ -310,6 +310,31 @@ export async function launchEngineScheduler(
     );
   };
 
+  // The engine registration (`engines/<worker>`) is withdrawn while the engine is down and written
+  // back when it answers again: routers and ingresses then stop placing requests here instead of
+  // getting a fast 503 from every one (test/fault-stack.test.ts, "engine killed"). The instance
+  // registration stays, so operators still see the sidecar.
+  let engineRegistration: { key: string; value: string } | undefined;
+  let engineRegistered = false;
+  const setEngineRegistered = (up: boolean): void => {
+    if (engineRegistration === undefined || engineRegistered === up) return;
+    engineRegistered = up;
+    const { key, value } = engineRegistration;
+    (up ? etcd.putUnderLease(key, value) : etcd.deleteUnderLease(key)).then(
+      () =>
+        logger.info(
+          { key, registered: up },
+          up ? "engine registration restored" : "engine registration withdrawn",
+        ),
+      (error: unknown) => {
+        // etcd unreachable: the session re-writes what it remembers when it is back; a failed
+        // withdrawal is retried by the next health change.
+        engineRegistered = !up;
+        logger.warn({ err: error, key, registered: up }, "cannot update the engine registration");
+      },
+    );
+  };
+
   const scraper = startEngineScraper({
     url: `${engineUrl}/metrics`,
     intervalMs: config.scrapeIntervalMs,
@@ -321,6 +346,7 @@ export async function launchEngineScheduler(
     },
     onHealth(up, error) {
       metrics.engineUp(up);
+      setEngineRegistered(up);
       if (up) {
         logger.info({ engineUrl }, "engine reachable");
         return;
@@ -397,9 +423,9 @@ export async function launchEngineScheduler(
       addresses: { http: url, admin: shell.admin.url },
       version: VERSION,
     });
-    await etcd.putUnderLease(
-      etcd.keys.engine(workerId),
-      JSON.stringify({
+    engineRegistration = {
+      key: etcd.keys.engine(workerId),
+      value: JSON.stringify({
         worker_id: workerId,
         model: config.model,
         engine_url: engineUrl,
@@ -410,7 +436,12 @@ export async function launchEngineScheduler(
         max_num_batched_tokens: config.maxNumBatchedTokens,
         started_at_ms: startedAtMs,
       }),
-    );
+    };
+    // Registered now unless the engine is already known to be down (then on its recovery).
+    if (scraper.up || scraper.last === undefined) {
+      engineRegistered = true;
+      await etcd.putUnderLease(engineRegistration.key, engineRegistration.value);
+    }
   } catch (error) {
     logger.error({ err: error }, "cannot register in etcd");
     await shutdown.terminate("start-up failed", 1);
