@@ -281,18 +281,8 @@ export async function scrape(adminUrl: string): Promise<string> {
   return (await fetch(`${adminUrl}/metrics`)).text();
 }
 
-/** Polls `check` until it holds; fails with `what` after `timeoutMs`. */
-export async function eventually(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** Polls `check` until it holds; fails with `what` after `timeoutMs` (the ingress tests' `until`). */
+export { until as eventually } from "./ingress-helpers.js";
 
 export async function assertHealthy(adminUrl: string, who: string): Promise<void> {
   const res = await fetch(`${adminUrl}/healthz`);
