@@ -7,9 +7,11 @@
 // Cost on the request path: `emit` only records the event (with its timestamp); the events of one
 // event-loop turn are encoded and published together just after it (setImmediate), so the proxy's own
 // socket writes go first and one turn's events leave in one NATS write instead of one each. The
-// encoder writes the proto3 JSON directly (a reflective protobuf-es `create` + `toJsonString` costs
-// ~50 µs an event); `decision-events.spec.ts` checks it byte for byte against the reflective codec.
-import { Level, LevelSchema, Outcome, OutcomeSchema, Reason, ReasonSchema } from "@sluice/proto";
+// encoder writes the proto3 JSON directly (`encodeDecisionEventJson` from the runtime; a reflective
+// protobuf-es `create` + `toJsonString` costs ~50 µs an event); `decision-events.spec.ts` checks it
+// byte for byte against the reflective codec.
+import { Level, type Outcome, Reason } from "@sluice/proto";
+import { encodeDecisionEventJson } from "@sluice/runtime";
 
 export type EngineEventStep = "queued" | "admitted" | "first_token" | "done" | "rejected";
 
@@ -52,55 +54,27 @@ export interface DecisionEventDeps {
   schedule?: (flush: () => void) => void;
 }
 
-const enumNames = (values: ReadonlyArray<{ number: number; name: string }>) =>
-  new Map(values.map((v) => [v.number, v.name]));
-const LEVEL_NAMES = enumNames(LevelSchema.values);
-const OUTCOME_NAMES = enumNames(OutcomeSchema.values);
-const REASON_NAMES = enumNames(ReasonSchema.values);
-// Fail at load rather than publish a wrong name should the generated enums ever be renamed.
-for (const [names, schema] of [
-  [LEVEL_NAMES, LevelSchema],
-  [OUTCOME_NAMES, OutcomeSchema],
-  [REASON_NAMES, ReasonSchema],
-] as const)
-  if (names.size === 0) throw new Error(`${schema.typeName} has no values`);
-
-/** A proto3 JSON double: finite numbers as JSON numbers, NaN and ±Infinity as strings. */
-const jsonDouble = (v: number): number | string =>
-  Number.isFinite(v) ? v : Number.isNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
-
 /** What `toJsonString(DecisionEventSchema, event)` gives, for the fields the sidecar sets. */
 export function encodeEngineDecisionEvent(
   deps: Pick<DecisionEventDeps, "workerId" | "model">,
   input: EngineEventInput,
   timestampMs: number,
 ): string {
-  // Field order and omitted defaults as protobuf-es writes them (declaration order, implicit presence).
-  const out: Record<string, string | number> = {};
-  if (input.requestId !== "") out.requestId = input.requestId;
-  if (input.className !== "") out.requestClass = input.className;
-  if (deps.model !== "") out.model = deps.model;
-  out.level = LEVEL_NAMES.get(Level.ENGINE)!;
-  if (input.outcome !== Outcome.UNSPECIFIED)
-    out.outcome = OUTCOME_NAMES.get(input.outcome) ?? (input.outcome as number);
-  const reason =
-    input.reason === undefined ? Reason.UNSPECIFIED : (REASONS[input.reason] ?? Reason.UNSPECIFIED);
-  if (reason !== Reason.UNSPECIFIED) out.reason = REASON_NAMES.get(reason)!;
-  const observed = input.observed ?? 0;
-  if (observed !== 0) out.observedValue = jsonDouble(observed);
-  const limit = input.limit ?? 0;
-  if (limit !== 0) out.limitValue = jsonDouble(limit);
-  const predicted = input.predictedTtftMs ?? 0;
-  if (predicted !== 0) out.predictedTtftMs = jsonDouble(predicted);
-  // uint32 on the wire: clamped into its range (NaN and negatives are 0, i.e. omitted).
-  const retryAfterMs = Math.round(input.retryAfterMs ?? 0);
-  if (retryAfterMs > 0) out.retryAfterMs = Math.min(retryAfterMs, 0xffff_ffff);
-  if (timestampMs !== 0) out.timestampMs = timestampMs;
-  if (deps.workerId !== "") {
-    out.instanceId = deps.workerId;
-    out.workerId = deps.workerId;
-  }
-  return JSON.stringify(out);
+  return encodeDecisionEventJson({
+    requestId: input.requestId,
+    requestClass: input.className,
+    model: deps.model,
+    level: Level.ENGINE,
+    outcome: input.outcome,
+    reason: input.reason === undefined ? Reason.UNSPECIFIED : (REASONS[input.reason] ?? Reason.UNSPECIFIED),
+    observedValue: input.observed ?? 0,
+    limitValue: input.limit ?? 0,
+    predictedTtftMs: input.predictedTtftMs ?? 0,
+    retryAfterMs: input.retryAfterMs ?? 0,
+    timestampMs,
+    instanceId: deps.workerId,
+    workerId: deps.workerId,
+  });
 }
 
 interface Recorded {

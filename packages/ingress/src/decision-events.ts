@@ -1,8 +1,8 @@
 // Decision events (`….events.ingress.{outcome}`, proto3 JSON of `sluice.v1.DecisionEvent`) so an
 // operator's `nats sub` sees every admission, rejection and terminal outcome with its numbers.
 
-import { create, toJsonString } from "@bufbuild/protobuf";
-import { DecisionEventSchema, Level, Outcome, Reason } from "@sluice/proto";
+import { Level, Outcome, Reason } from "@sluice/proto";
+import { encodeDecisionEventJson } from "@sluice/runtime";
 
 export type EventOutcome = "admitted" | "rejected" | "completed" | "failed" | "cancelled";
 
@@ -69,7 +69,8 @@ export interface Publisher {
  * Encodes events as proto3 JSON on `{subjectPrefix}.events.ingress.{outcome}`; skipped while NATS is
  * down. Events are queued and published together on the next turn of the event loop (setImmediate):
  * nats.js writes to its socket once per macrotask that published, so under load one write carries
- * the events of many requests instead of one syscall per event, and encoding leaves the request path.
+ * the events of many requests instead of one syscall per event, and encoding (direct proto3 JSON,
+ * `encodeDecisionEventJson`) leaves the request path.
  */
 export function natsEventSink(
   publisher: () => Publisher | undefined,
@@ -85,26 +86,27 @@ export function natsEventSink(
     const nc = publisher();
     if (!nc) return;
     for (const { event, atMs } of batch) {
-      const message = create(DecisionEventSchema, {
-        requestId: event.requestId,
-        requestClass: event.requestClass,
-        tenant: event.tenant,
-        model: event.model,
-        level: Level.INGRESS,
-        outcome: OUTCOMES[event.outcome],
-        reason: reasonOf(event.reason),
-        observedValue: event.observed ?? 0,
-        limitValue: event.limit ?? 0,
-        retryAfterMs: event.retryAfterMs ?? 0,
-        timestampMs: atMs,
-        instanceId,
-        workerId: event.workerId ?? "",
-        policyRevision: BigInt(event.policyRevision ?? 0),
-      });
       try {
         nc.publish(
           `${subjectPrefix}.events.ingress.${event.outcome}`,
-          encoder.encode(toJsonString(DecisionEventSchema, message)),
+          encoder.encode(
+            encodeDecisionEventJson({
+              requestId: event.requestId,
+              requestClass: event.requestClass,
+              tenant: event.tenant,
+              model: event.model,
+              level: Level.INGRESS,
+              outcome: OUTCOMES[event.outcome],
+              reason: reasonOf(event.reason),
+              observedValue: event.observed ?? 0,
+              limitValue: event.limit ?? 0,
+              retryAfterMs: event.retryAfterMs ?? 0,
+              timestampMs: atMs,
+              instanceId,
+              workerId: event.workerId ?? "",
+              policyRevision: event.policyRevision ?? 0,
+            }),
+          ),
         );
       } catch {
         // A closed/draining connection throws; events are best effort and must never fail a request.

@@ -33,6 +33,8 @@ export {
   securitySchema,
 } from "./config-security.js";
 export { describeAllowed, formatDurationMs, parseDurationMs, parseSettingValue } from "./config-values.js";
+export type { DecisionEventFields } from "./decision-event-json.js";
+export { encodeDecisionEventJson } from "./decision-event-json.js";
 export type { CampaignOptions, Leadership, LeadershipLossReason } from "./election.js";
 export { campaign, currentLeader } from "./election.js";
 export type { ConfigErrorDetails, ConfigSource } from "./errors.js";

@@ -337,37 +337,27 @@ export function createGlobalInflightView(
         if (nowMs - sinceMs <= maxSnapshotAgeMs || leasedPeers?.has(id) === true) awaitedLive += 1;
         else awaited.delete(id);
       }
-      if (leasedPeers !== undefined) {
-        // Heard from once, silent since, lease still alive: counted like a peer not heard from yet.
-        for (const [id, p] of peers) if (!isLive(p, nowMs) && leasedPeers.has(id)) awaitedLive += 1;
-      }
-      if (!busConnected || awaitedLive > 0) {
-        let instances = lastKnownInstances;
-        if (busConnected) {
-          instances = 1 + awaitedLive;
-          for (const p of peers.values()) if (isLive(p, nowMs)) instances += 1;
-          lastKnownInstances = instances;
-        }
-        loadOut.globalStateAvailable = false;
-        loadOut.inflightRequests = localRequests;
-        loadOut.inflightKvBlocks = localKvBlocks;
-        loadOut.liveInstances = instances;
-        return loadOut;
-      }
+      // One pass over the peers (this runs on every admission decision): live peers' counts, and
+      // peers heard from once, silent since, lease still alive — counted like a peer not heard yet.
       let requests = localRequests;
       let kvBlocks = localKvBlocks;
-      let instances = 1;
-      for (const p of peers.values()) {
-        if (!isLive(p, nowMs)) continue;
-        instances += 1;
+      let live = 0;
+      for (const [id, p] of peers) {
+        if (!isLive(p, nowMs)) {
+          if (leasedPeers?.has(id) === true) awaitedLive += 1;
+          continue;
+        }
+        live += 1;
         requests += p.requests + (admittedRequests - p.ackedAdmittedRequests);
         kvBlocks += p.kvBlocks + (admittedKvBlocks - p.ackedAdmittedKvBlocks);
       }
-      lastKnownInstances = instances;
-      loadOut.globalStateAvailable = true;
-      loadOut.inflightRequests = requests;
-      loadOut.inflightKvBlocks = kvBlocks;
-      loadOut.liveInstances = instances;
+      const available = busConnected && awaitedLive === 0;
+      // While the bus is down the peers' state cannot be counted on, so the last count seen stands.
+      if (busConnected) lastKnownInstances = 1 + live + awaitedLive;
+      loadOut.globalStateAvailable = available;
+      loadOut.inflightRequests = available ? requests : localRequests;
+      loadOut.inflightKvBlocks = available ? kvBlocks : localKvBlocks;
+      loadOut.liveInstances = lastKnownInstances;
       return loadOut;
     },
 
