@@ -11,16 +11,26 @@
 // keep-alive connections. Admitted = Σ over instances of `sluice_ingress_admitted_total` deltas
 // (cross-checked against the requests the clients still hold). Overshoot = max(0, admitted − limit).
 //
-// Propagation, measured by an observer subscribed to `….ingress.state` while a steady trickle of
-// requests changes the instances' loads (and again during the bursts):
-//   one-way     — observer receipt − the snapshot's `timestamp_ms` (publisher's Date.now(): 1 ms resolution);
-//   all-applied — observer receipt of a changed snapshot → observer receipt of the first snapshot of
-//                 every other instance acknowledging it (`acked_seqs`). A peer acknowledges a seq only
-//                 after applying it, so this bounds "published → applied in every peer" from above
-//                 (it adds each peer's own 1 ms debounce and publish), on one high-resolution clock.
+// Propagation, while a steady trickle of requests changes the instances' loads (and again during the
+// bursts), three ways:
+//   peer applied  — the quantity the target is about, measured where it happens: every ingress records,
+//                   as it applies a peer's snapshot, the time since the peer sent it (the snapshot's
+//                   `timestamp_ms`, stamped at send with sub-ms resolution; one machine clock) in its
+//                   `sluice_ingress_sync_propagation_seconds` histogram. The bench reads every
+//                   instance's buckets before and after each phase and reports percentiles of the
+//                   pooled deltas (linear within a bucket; buckets 0.25 ms apart up to 1 ms, then
+//                   0.5–1 ms apart up to 8 ms). Alongside, `sluice_ingress_sync_publish_delay_seconds`: first
+//                   change → snapshot sent at the publisher (debounce and event-loop delay), the part of
+//                   a peer's staleness before publication.
+//   bus one-way   — an observer process subscribed to `….ingress.state`: receipt − `timestamp_ms`.
+//   ack round     — observer receipt of a changed snapshot → observer receipt of the first snapshot of
+//                   every other instance acknowledging it (`acked_seqs`). A peer acknowledges a seq only
+//                   after applying it, so this bounds "published → applied in every peer" from above
+//                   (it adds each peer's own debounce, publish and a second bus hop).
 //
 // Run: npx tsc -b && node --conditions=sluice-src --import tsx bench/ingress-sync.ts
-//      [--limits 40,100,400] [--bursts 5] [--clients 4] [--instances 4] [--quick]
+//      [--limits 40,100,400] [--bursts 5] [--clients 4] [--instances 4] [--trickle-seconds 10] [--quick]
+//      [--from-source]
 
 import { type ChildProcess, fork } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -51,8 +61,12 @@ const { values } = parseArgs({
     instances: { type: "string", default: "4" },
     "trickle-seconds": { type: "string", default: "10" },
     quick: { type: "boolean", default: false },
+    // The ingresses load the packages from their sources (tsx) instead of dist: for trying a change
+    // while another package's build is broken. Figures for RESULTS.md come from the built CLI.
+    "from-source": { type: "boolean", default: false },
   },
 });
+const ingressNodeFlags = values["from-source"] === true ? ["--conditions=sluice-src", "--import", "tsx"] : [];
 const quick = values.quick === true;
 const limits = (quick ? "40,200" : (values.limits as string)).split(",").map(Number);
 const bursts = quick ? 2 : Number(values.bursts);
@@ -99,6 +113,71 @@ async function metricSum(adminUrl: string, name: string, labelFilter = ""): Prom
     sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+/** A Prometheus histogram as cumulative counts per upper bound (`le`), +Inf last. */
+type Buckets = Map<number, number>;
+
+/** Sums the `_bucket` series of histogram `name` on one /metrics page. */
+function histogramOf(text: string, name: string): Buckets {
+  const out: Buckets = new Map();
+  const prefix = `${name}_bucket{`;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(prefix)) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le === undefined) continue;
+    const bound = le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
+    out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
+  }
+  return new Map([...out].sort((a, b) => a[0] - b[0]));
+}
+
+/** `into += after − before`, bucket by bucket. */
+function addDelta(into: Buckets, after: Buckets, before: Buckets): void {
+  for (const [le, n] of after) into.set(le, (into.get(le) ?? 0) + n - (before.get(le) ?? 0));
+}
+
+function bucketTotal(b: Buckets): number {
+  return b.get(Number.POSITIVE_INFINITY) ?? 0;
+}
+
+/**
+ * The p-quantile of cumulative buckets, interpolated linearly within its bucket (as Prometheus'
+ * histogram_quantile does); +Infinity when it falls in the +Inf bucket (beyond the last bound).
+ */
+function bucketQuantile(b: Buckets, p: number): number {
+  const total = bucketTotal(b);
+  if (total === 0) return Number.NaN;
+  const rank = p * total;
+  let lowerBound = 0;
+  let lowerCount = 0;
+  for (const [le, count] of b) {
+    if (count >= rank) {
+      if (le === Number.POSITIVE_INFINITY) return le;
+      return lowerBound + ((le - lowerBound) * (rank - lowerCount)) / Math.max(1e-9, count - lowerCount);
+    }
+    lowerBound = le;
+    lowerCount = count;
+  }
+  return lowerBound;
+}
+
+const PROPAGATION = "sluice_ingress_sync_propagation_seconds";
+const PUBLISH_DELAY = "sluice_ingress_sync_publish_delay_seconds";
+interface SyncHistograms {
+  /** Per instance, in `ingresses` order. */
+  propagation: Buckets[];
+  publishDelay: Buckets[];
+  /** prom-client's event-loop delay p99 since the previous scrape, per instance (s). */
+  eventLoopP99S: number[];
+}
+
+/** The value of an unlabelled sample on one /metrics page (NaN when absent). */
+function sampleOf(text: string, name: string): number {
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1));
+  }
+  return Number.NaN;
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -159,7 +238,8 @@ function observe(data: Uint8Array): void {
   const state = fromBinary(IngressStateSchema, data);
   messages += 1;
   bytes += data.length;
-  oneWayMs[phase].push(Date.now() - Number(state.timestampMs));
+  // Same clock as the publishers' send stamp (sub-ms epoch: process start wall clock + monotonic).
+  oneWayMs[phase].push(performance.timeOrigin + nowMs - state.timestampMs);
   const from = state.instanceId;
   for (const [publisher, list] of awaiting) {
     if (publisher === from) continue;
@@ -222,6 +302,7 @@ try {
           etcdPrefix: PREFIX,
           // error: the per-request "no router" warning is not what this measures.
           flags: ["--trust-class-header", "--log-level", "error"],
+          nodeFlags: ingressNodeFlags,
         }),
       ),
     )),
@@ -236,6 +317,35 @@ try {
     }
     return true;
   });
+
+  const readSync = async (): Promise<SyncHistograms> => {
+    const pages = await Promise.all(ingresses.map((i) => metricsText(i.adminUrl)));
+    const propagation = pages.map((t) => histogramOf(t, PROPAGATION));
+    if (propagation.some((b) => b.size === 0))
+      throw new Error(`an ingress exports no ${PROPAGATION}: rebuild (npx tsc -b)`);
+    return {
+      propagation,
+      publishDelay: pages.map((t) => histogramOf(t, PUBLISH_DELAY)),
+      eventLoopP99S: pages.map((t) => sampleOf(t, "nodejs_eventloop_lag_p99_seconds")),
+    };
+  };
+  const phaseSync: Record<"trickle" | "burst", SyncHistograms> = {
+    trickle: { propagation: [], publishDelay: [], eventLoopP99S: [] },
+    burst: { propagation: [], publishDelay: [], eventLoopP99S: [] },
+  };
+  const accumulate = (into: SyncHistograms, after: SyncHistograms, before: SyncHistograms) => {
+    after.propagation.forEach((b, k) => {
+      into.propagation[k] ??= new Map();
+      addDelta(into.propagation[k] as Buckets, b, before.propagation[k] ?? new Map());
+    });
+    after.publishDelay.forEach((b, k) => {
+      into.publishDelay[k] ??= new Map();
+      addDelta(into.publishDelay[k] as Buckets, b, before.publishDelay[k] ?? new Map());
+    });
+    after.eventLoopP99S.forEach((v, k) => {
+      into.eventLoopP99S[k] = Math.max(into.eventLoopP99S[k] ?? 0, v);
+    });
+  };
 
   const drained = async () => {
     try {
@@ -266,6 +376,7 @@ try {
   console.log(
     `trickle: ${TRICKLE_PER_CLIENT_PER_S * clientCount} req/s for ${trickleSeconds} s (held ${TRICKLE_HOLD_MS} ms each)…`,
   );
+  const trickleBefore = await readSync();
   phase = "trickle";
   const trickled = await Promise.all(
     clients.map((c) =>
@@ -282,6 +393,7 @@ try {
     `  trickle: ${trickled.reduce((s, r) => s + r.held, 0)} admitted and cancelled, ${trickled.reduce((s, r) => s + r.rejected, 0)} rejected`,
   );
   phase = "idle";
+  accumulate(phaseSync.trickle, await readSync(), trickleBefore);
   await drained();
 
   interface BurstResult {
@@ -310,6 +422,7 @@ try {
           })),
         );
       const before = await counts();
+      const syncBefore = await readSync();
       const offered = perUrl * clientCount * instanceCount;
       const atEpochMs = Date.now() + 300;
       phase = "burst";
@@ -330,6 +443,7 @@ try {
         after = await counts();
       }
       phase = "idle";
+      accumulate(phaseSync.burst, await readSync(), syncBefore);
       if (decided() < offered)
         throw new Error(`only ${decided()} of ${offered} burst requests were decided within 15 s`);
       // Gauges refresh every 250 ms: a peer lost from a view around the burst shows here.
@@ -375,14 +489,37 @@ try {
   });
   const worstPct = Math.max(...results.map((r) => (100 * Math.max(0, r.admitted - r.limit)) / r.limit));
   const heldMismatch = results.filter((r) => r.held !== r.admitted).length;
-  const prop = (phaseName: Phase) => {
+  const lastBoundMs =
+    1000 * Math.max(...[...(phaseSync.trickle.propagation[0]?.keys() ?? [])].filter(Number.isFinite));
+  const f2 = (v: number) =>
+    Number.isNaN(v) || v === Number.NEGATIVE_INFINITY
+      ? "–"
+      : v === Number.POSITIVE_INFINITY
+        ? `> ${lastBoundMs.toFixed(0)}`
+        : v.toFixed(2);
+  const pooled = (list: Buckets[]) => {
+    const sum: Buckets = new Map();
+    for (const b of list) addDelta(sum, b, new Map());
+    return sum;
+  };
+  const applied = (phaseName: "trickle" | "burst") => {
+    const h = phaseSync[phaseName];
+    const all = pooled(h.propagation);
+    const q = (b: Buckets, p: number) => 1000 * bucketQuantile(b, p);
+    const worst = Math.max(...h.propagation.filter((b) => bucketTotal(b) > 0).map((b) => q(b, 0.99)));
+    const publish = pooled(h.publishDelay);
+    return {
+      p99: q(all, 0.99),
+      row: `| ${phaseName} | ${bucketTotal(all)} | ${f2(q(all, 0.5))} | ${f2(q(all, 0.9))} | ${f2(q(all, 0.99))} | ${f2(worst)} | ${bucketTotal(publish)} | ${f2(q(publish, 0.5))} | ${f2(q(publish, 0.99))} | ${f2(1000 * Math.max(...h.eventLoopP99S))} |`,
+    };
+  };
+  const bus = (phaseName: Phase) => {
     const one = [...oneWayMs[phaseName]].sort((a, b) => a - b);
     const all = [...allAppliedMs[phaseName]].sort((a, b) => a - b);
-    const f = (v: number) => v.toFixed(2);
-    return `| ${phaseName} | ${one.length} | ${percentile(one, 0.5)} | ${percentile(one, 0.99)} | ${all.length} | ${f(percentile(all, 0.5))} | ${f(percentile(all, 0.99))} | ${f(all[all.length - 1] ?? Number.NaN)} |`;
+    return `| ${phaseName} | ${one.length} | ${f2(percentile(one, 0.5))} | ${f2(percentile(one, 0.99))} | ${all.length} | ${f2(percentile(all, 0.5))} | ${f2(percentile(all, 0.99))} | ${f2(all[all.length - 1] ?? Number.NaN)} |`;
   };
-  const trickleAll = [...allAppliedMs.trickle].sort((a, b) => a - b);
-  const propagationVerdict = percentile(trickleAll, 0.99) < 10 ? "met" : "NOT met";
+  const trickleApplied = applied("trickle");
+  const propagationVerdict = trickleApplied.p99 < 10 ? "met" : "NOT met";
   const markdown = `## Ingress sync: burst overshoot and state propagation (issue 4)
 
 ${instanceCount} × \`sluice ingress\` (built CLI, separate processes, default 1 ms state debounce and 1 s
@@ -400,19 +537,35 @@ Target overshoot ≤ 1 % of the limit: **${worstPct <= 1 ? "met" : "NOT met"}** 
 limit by up to one slot per instance: L1 reserves one per live instance for a concurrent burst elsewhere
 (packages/core/src/admission/ingress-decision.ts).
 
-\`ingress.state\` propagation, seen by an observer on the bus: *one-way* = receipt − publisher's
-\`timestamp_ms\` (1 ms resolution); *all peers applied* = receipt of a changed snapshot → receipt of
-the acknowledgement (\`acked_seqs\`) from every other instance, an upper bound on "published → applied in
-every peer" (adds each peer's 1 ms debounce and own publish). Trickle: ${TRICKLE_PER_CLIENT_PER_S * clientCount} req/s over all
-instances, each cancelled by its client after ${TRICKLE_HOLD_MS} ms; burst: during the bursts above. ${unanswered} changed snapshots were not acknowledged by every peer within 2 s (superseded by a later one).
+\`ingress.state\` propagation. Trickle: ${TRICKLE_PER_CLIENT_PER_S * clientCount} req/s over all instances, each
+cancelled by its client after ${TRICKLE_HOLD_MS} ms (every admission and every release changes a snapshot); burst:
+from just before to just after each burst above.
 
-| phase | messages | one-way p50 ms | one-way p99 ms | changed snapshots | all peers applied p50 ms | p99 ms | max ms |
+*Published → applied in each peer* (the target quantity), recorded by every ingress as it applies a peer's
+snapshot: its send stamp (\`timestamp_ms\`, sub-ms) to applied, on the machine's one clock, in
+\`sluice_ingress_sync_propagation_seconds\`; percentiles of all instances' bucket deltas pooled, linear
+within a bucket (buckets 0.25 ms apart below 1 ms, 0.5–1 ms apart to 8 ms). *Change → sent* is the part
+before publication, at the publisher (\`sluice_ingress_sync_publish_delay_seconds\`: first change a
+snapshot carries → its send; debounce gap plus event-loop delay). Event-loop delay: prom-client's
+\`nodejs_eventloop_lag_p99_seconds\` over the phase, worst instance.
+
+| phase | peer applies | applied p50 ms | p90 ms | **p99 ms** | worst instance p99 ms | changes sent | change → sent p50 ms | p99 ms | event-loop delay p99 ms |
+|---|---|---|---|---|---|---|---|---|---|
+${trickleApplied.row}
+${applied("burst").row}
+
+Target propagation p99 < 10 ms on loopback (trickle, published → applied in each peer): **${propagationVerdict}**.
+
+Seen from an observer process on the bus, for comparison: *bus one-way* = observer receipt − \`timestamp_ms\`;
+*ack round* = receipt of a changed snapshot → receipt of the acknowledgement (\`acked_seqs\`) from every
+other instance — an upper bound on "applied in every peer" (it adds each peer's debounce, its own publish
+and a second bus hop). ${unanswered} changed snapshots were not acknowledged by every peer within 2 s
+(superseded by a later one). Mean message size ${(bytes / Math.max(1, messages)).toFixed(0)} bytes over ${messages} messages.
+
+| phase | messages | bus one-way p50 ms | p99 ms | changed snapshots | ack round p50 ms | p99 ms | max ms |
 |---|---|---|---|---|---|---|---|
-${prop("trickle")}
-${prop("burst")}
-
-Target propagation p99 < 10 ms on loopback (trickle, all peers applied): **${propagationVerdict}**. Mean
-message size ${(bytes / Math.max(1, messages)).toFixed(0)} bytes over ${messages} messages.
+${bus("trickle")}
+${bus("burst")}
 
 Machine: ${machineDescription()}. Command: \`npx tsc -b && node --conditions=sluice-src --import tsx bench/ingress-sync.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(" ")}` : ""}\` — measured ${measuredAt()}.`;
   console.log(`\n${markdown}`);

@@ -5,7 +5,10 @@
 // one of 32 shared "system prompt" prefixes (16–64 blocks) followed by a conversation-specific tail, so
 // the index has realistic prefix sharing. Block hashes are real chained xxh3 sequence hashes
 // (`chainSequenceHashes` over seeded local hashes), as Dynamo workers emit them.
+
+import { Session } from "node:inspector/promises";
 import { cpus, loadavg } from "node:os";
+import { constants, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import { chainSequenceHashes } from "@sluice/core";
 
 export const WORKERS = 128;
@@ -108,4 +111,74 @@ export function environment(): string {
     .map((l) => l.toFixed(1))
     .join(" ");
   return `Node ${process.version}, ${process.platform}/${process.arch}, ${cpus().length} CPUs, load average ${load}`;
+}
+
+export interface GcTally {
+  /** Young-generation collections (scavenges) that started during the measured code. */
+  minor: number;
+  /** Full (mark-compact) collections, incremental marking steps included. */
+  major: number;
+  /** Their summed pause, ms. */
+  pauseMs: number;
+}
+
+/**
+ * Garbage collections during the synchronous `run`. GC entries reach a PerformanceObserver only from
+ * the event loop, so this yields once afterwards and keeps the entries that started inside the window.
+ */
+export async function gcDuring(run: () => void): Promise<GcTally> {
+  const entries: PerformanceEntry[] = [];
+  const observer = new PerformanceObserver((list) => entries.push(...list.getEntries()));
+  observer.observe({ entryTypes: ["gc"] });
+  const from = performance.now();
+  run();
+  const to = performance.now();
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  observer.disconnect();
+  const tally: GcTally = { minor: 0, major: 0, pauseMs: 0 };
+  for (const e of entries) {
+    if (e.startTime < from || e.startTime > to) continue;
+    const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) tally.minor++;
+    else tally.major++;
+    tally.pauseMs += e.duration;
+  }
+  return tally;
+}
+
+/**
+ * Heap bytes allocated per call of `fn`, garbage included: V8's sampling heap profiler (every
+ * ~`intervalBytes` bytes of allocation is sampled with its size, collected or not) over `calls`
+ * calls after a warm-up, so compilation is not counted. Heap-usage deltas proved unreliable for this
+ * (collections and old-space growth in between).
+ */
+export async function bytesPerCall(
+  fn: (i: number) => void,
+  calls = 5000,
+  intervalBytes = 64,
+): Promise<number> {
+  let i = 0;
+  for (let k = 0; k < 2000; k++) fn(i++);
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("HeapProfiler.startSampling", {
+      samplingInterval: intervalBytes,
+      includeObjectsCollectedByMinorGC: true,
+      includeObjectsCollectedByMajorGC: true,
+    });
+    for (let k = 0; k < calls; k++) fn(i++);
+    const { profile } = await session.post("HeapProfiler.stopSampling");
+    let bytes = 0;
+    const stack = [profile.head];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      bytes += node.selfSize;
+      stack.push(...node.children);
+    }
+    return bytes / calls;
+  } finally {
+    session.disconnect();
+  }
 }

@@ -104,6 +104,23 @@ function errorsOf(audited: readonly Audited[]): { abs: number[]; signed: number[
 const quantile = (sorted: readonly number[], p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
+/**
+ * First tokens faster than this (engine ms) come within a few engine passes, where what the sidecar
+ * cannot see — how far the pass in progress is, and later arrivals joining the request's last pass —
+ * is a large share of the TTFT. Reported apart; the headline stays over every admitted request.
+ */
+const SHORT_TTFT_ENGINE_MS = 100;
+
+/** p90 of |relative error| of the audited requests below / at or above `thresholdMs` measured TTFT. */
+function splitP90(audited: readonly Audited[], thresholdMs: number): string {
+  const part = (keep: (a: Audited) => boolean) => {
+    const sel = audited.filter(keep);
+    const p90 = quantile(errorsOf(sel).abs, 0.9);
+    return `${Number.isFinite(p90) ? `${(p90 * 100).toFixed(1)} %` : "–"} (${sel.length})`;
+  };
+  return `${part((a) => a.measuredMs < thresholdMs)} / ${part((a) => a.measuredMs >= thresholdMs)}`;
+}
+
 /** Runs a Sluice command in its own Node process (as in production). */
 function spawnCommand(pkg: string, fn: string, argv: string[]): ChildProcess {
   return spawn(
@@ -371,7 +388,7 @@ for (const r of results) {
         [...r.queuedMs].sort((a, b) => a - b),
         0.9,
       ),
-    )} ms) | ${f1(quantile(measured, 0.5))} / ${f1(quantile(measured, 0.9))} | ${r.audited.length} | **${pct(quantile(rel, 0.5))}** | **${pct(quantile(rel, 0.9))}** | ${pct(quantile(signed, 0.1))} / ${pct(quantile(signed, 0.5))} / ${pct(quantile(signed, 0.9))} | ${met ? "yes" : "**no**"} |`,
+    )} ms) | ${f1(quantile(measured, 0.5))} / ${f1(quantile(measured, 0.9))} | ${r.audited.length} | **${pct(quantile(rel, 0.5))}** | **${pct(quantile(rel, 0.9))}** | ${pct(quantile(signed, 0.1))} / ${pct(quantile(signed, 0.5))} / ${pct(quantile(signed, 0.9))} | ${splitP90(r.audited, SHORT_TTFT_ENGINE_MS / speedup)} | ${met ? "yes" : "**no**"} |`,
   );
 }
 
@@ -379,7 +396,7 @@ const simRows = results.map((r) => {
   const sim = simulated.get(r.trace) ?? [];
   const { abs, signed } = errorsOf(sim);
   const measured = sim.map((a) => a.measuredMs).sort((a, b) => a - b);
-  return `| ${r.trace} | ${r.rateScale} | ${f1(quantile(measured, 0.5))} / ${f1(quantile(measured, 0.9))} | ${sim.length} | **${pct(quantile(abs, 0.5))}** | **${pct(quantile(abs, 0.9))}** | ${pct(quantile(signed, 0.1))} / ${pct(quantile(signed, 0.5))} / ${pct(quantile(signed, 0.9))} |`;
+  return `| ${r.trace} | ${r.rateScale} | ${f1(quantile(measured, 0.5))} / ${f1(quantile(measured, 0.9))} | ${sim.length} | **${pct(quantile(abs, 0.5))}** | **${pct(quantile(abs, 0.9))}** | ${pct(quantile(signed, 0.1))} / ${pct(quantile(signed, 0.5))} / ${pct(quantile(signed, 0.9))} | ${splitP90(sim, SHORT_TTFT_ENGINE_MS)} |`;
 });
 const args = process.argv.slice(2).join(" ");
 const markdown = `## L3 TTFT prediction error on replayed traces (\`bench/l3-prediction-error.ts\`)
@@ -395,18 +412,20 @@ replays the first slice of the trace open-loop against the sidecar with \`sluice
 Per request, the sidecar's \`first_token\` event gives the TTFT predicted at arrival and the TTFT it measured
 (arrival at the sidecar → first streamed token, wall ms; the mock engine's time runs ×${speedup}); relative error =
 |predicted − measured| / measured. Signed error > 0 = pessimistic. Prefix caching is off because no router
-passes the prefix overlap here. Target (issue 6): p90 < ${TARGET_P90 * 100} %.
+passes the prefix overlap here. Target (issue 6): p90 < ${TARGET_P90 * 100} %. The headline is over every admitted
+request; the p90 of first tokens under ${SHORT_TTFT_ENGINE_MS} engine ms (a few engine passes, where the unseen progress
+of the pass in progress and later arrivals sharing the request's last pass dominate) is shown apart.
 
-| trace | rate scale | requests | load reached | measured TTFT p50 / p90 ms | audited | rel. error p50 | rel. error p90 | signed p10 / p50 / p90 | p90 target met |
-|---|---|---|---|---|---|---|---|---|---|
+| trace | rate scale | requests | load reached | measured TTFT p50 / p90 ms | audited | rel. error p50 | rel. error p90 | signed p10 / p50 / p90 | p90 (n) TTFT < / ≥ ${SHORT_TTFT_ENGINE_MS / speedup} ms | p90 target met |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 
 The same slices in the simulator (\`sluice sim\` policy \`sluice-l3\`: the same core decision, one engine of the
 same model without prefix caching, engine time exact; TTFT in engine ms and the default 2 s objective in
 engine ms, so it rejects more than the real-time run, whose 2 s wall objective is ${2 * speedup} s of engine time):
 
-| trace | rate scale | measured TTFT p50 / p90 engine ms | audited | rel. error p50 | rel. error p90 | signed p10 / p50 / p90 |
-|---|---|---|---|---|---|---|
+| trace | rate scale | measured TTFT p50 / p90 engine ms | audited | rel. error p50 | rel. error p90 | signed p10 / p50 / p90 | p90 (n) TTFT < / ≥ ${SHORT_TTFT_ENGINE_MS} ms |
+|---|---|---|---|---|---|---|---|
 ${simRows.join("\n")}
 `;
 console.log(`\n${markdown}`);

@@ -413,7 +413,7 @@ const section = [
     ` bitset words). The probe count does not depend on the index size; the time does, through cache and TLB` +
     ` misses once the table outgrows the caches (×${ratio(small.matchP50, big.matchP50)} p50 from` +
     ` ${small.entries.toLocaleString("en-US")} to ${big.entries.toLocaleString("en-US")} entries).`,
-  `- Route + release: the lookup, plus O(workers) scoring (two id lookups and a few dozen flops per worker),` +
+  `- Route + release: the lookup, plus O(workers) scoring (two reads by dense slot, resolved once per worker list, and a few dozen flops per worker),` +
     ` plus O(prompt blocks) reference counts on the chosen worker: linear in workers` +
     ` (×${ratio(first.routeP50, last.routeP50)} p50 from ${first.workers} to ${last.workers}), near flat in index size` +
     ` (×${ratio(small.routeP50, big.routeP50)}).`,

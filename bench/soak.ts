@@ -11,12 +11,13 @@
 // completions, and aborts `--abort-fraction` of them at a random moment (queued, holding or mid-stream).
 //
 // Run (after `npx tsc -b`, which builds the `sluice up` it starts):
-//   node --conditions=sluice-src --import tsx bench/soak.ts [--duration 30m] [--engines 2] [--speedup 10]
+//   node --conditions=sluice-src --import tsx bench/soak.ts [--duration 30m] [--engines 2] [--speedup 1]
 //     [--overload 2] [--abort-fraction 0.1] [--sample-every 15s] [--calibrate 30s] [--seed 1] [--no-results]
 // Quick check: --duration 2m --calibrate 15s --sample-every 10s --no-results
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -31,13 +32,14 @@ const { values } = parseArgs({
   options: {
     duration: { type: "string", default: "30m" },
     engines: { type: "string", default: "2" },
-    speedup: { type: "string", default: "10" },
+    speedup: { type: "string", default: "1" },
     overload: { type: "string", default: "2" },
     "abort-fraction": { type: "string", default: "0.1" },
     "sample-every": { type: "string", default: "15s" },
     calibrate: { type: "string", default: "30s" },
-    "calibrate-concurrency": { type: "string", default: "48" },
-    "max-rate": { type: "string", default: "150" },
+    "calibrate-concurrency": { type: "string", default: "256" },
+    "max-rate": { type: "string", default: "300" },
+    "max-pending": { type: "string", default: "3000" },
     seed: { type: "string", default: "1" },
     "drain-timeout": { type: "string", default: "90s" },
     "no-results": { type: "boolean", default: false },
@@ -62,6 +64,7 @@ const overload = Number(values.overload);
 const abortFraction = Number(values["abort-fraction"]);
 const calibrateConcurrency = Number(values["calibrate-concurrency"]);
 const maxRate = Number(values["max-rate"]);
+const maxPending = Number(values["max-pending"]);
 const seed = Number(values.seed);
 for (const [name, v] of Object.entries({
   engines,
@@ -70,6 +73,7 @@ for (const [name, v] of Object.entries({
   abortFraction,
   calibrateConcurrency,
   maxRate,
+  maxPending,
 })) {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number, got ${v}`);
 }
@@ -369,47 +373,73 @@ function requestBody(model: string): string {
   });
 }
 
+// node:http with one keep-alive agent, not fetch: undici's fetch costs several times the CPU per
+// streamed request, and at ~100 req/s on a shared 2-core machine the client itself fell behind, piled
+// up pending requests (1.8 GB) and measured its own collapse instead of the stack's.
+const clientAgent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+
 /** One request; `abortAfterMs` cuts it at that moment, wherever it is (queued, held, streaming). */
-async function sendOne(
+function sendOne(
   url: string,
   body: string,
   tally: Tally,
   abortAfterMs?: number,
 ): Promise<number | undefined> {
   tally.sent++;
-  const controller = new AbortController();
-  // A client that never hears back would hold the run open: give up (as a failure) after the bound.
-  const timer = setTimeout(() => controller.abort(), abortAfterMs ?? CLIENT_TIMEOUT_MS);
-  try {
-    const res = await fetch(`${url}/v1/chat/completions`, {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (retry?: number) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(retry);
+    };
+    const req = http.request(`${url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-      signal: controller.signal,
+      agent: clientAgent,
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
     });
-    if (res.status === 429 || res.status === 503 || res.status === 529) {
-      tally.rejected++;
-      const retry = Number(res.headers.get("retry-after-ms"));
-      await res.body?.cancel();
-      return Number.isFinite(retry) ? retry : undefined;
-    }
-    if (!res.ok || res.body === null) {
-      tally.other[res.status] = (tally.other[res.status] ?? 0) + 1;
-      await res.body?.cancel();
-      return undefined;
-    }
-    for await (const _chunk of res.body) {
-      // Drain the stream as a client would.
-    }
-    tally.completed++;
-  } catch {
-    if (controller.signal.aborted && abortAfterMs !== undefined) tally.aborted++;
-    else tally.failed++;
-  } finally {
-    clearTimeout(timer);
-  }
-  return undefined;
+    // A client that never hears back would hold the run open: give up (as a failure) after the bound.
+    const timer = setTimeout(() => {
+      if (settled) return;
+      if (abortAfterMs !== undefined) tally.aborted++;
+      else tally.failed++;
+      req.destroy();
+      settle();
+    }, abortAfterMs ?? CLIENT_TIMEOUT_MS);
+    req.on("error", () => {
+      if (settled) return;
+      tally.failed++;
+      settle();
+    });
+    req.on("response", (res) => {
+      const status = res.statusCode ?? 0;
+      if (status === 429 || status === 503 || status === 529) {
+        tally.rejected++;
+        const retry = Number(res.headers["retry-after-ms"]);
+        res.resume();
+        settle(Number.isFinite(retry) ? retry : undefined);
+        return;
+      }
+      // Drain the body as a client would (the whole stream for a 200).
+      res.resume();
+      res.on("end", () => {
+        if (settled) return;
+        if (status === 200) tally.completed++;
+        else tally.other[status] = (tally.other[status] ?? 0) + 1;
+        settle();
+      });
+      res.on("error", () => {
+        if (settled) return;
+        tally.failed++;
+        settle();
+      });
+    });
+    req.end(body);
+  });
 }
+
+let lastCalibration: Tally = newTally();
 
 /** Closed loop of `concurrency` clients for `ms`: completions per second in the last two thirds. */
 async function calibrate(urls: readonly string[], model: string, ms: number): Promise<number> {
@@ -429,6 +459,7 @@ async function calibrate(urls: readonly string[], model: string, ms: number): Pr
   clearTimeout(third);
   const elapsedSec = (performance.now() - start) / 1000;
   say(`calibration: ${JSON.stringify(tally)} in ${elapsedSec.toFixed(1)} s`);
+  lastCalibration = tally;
   return (tally.completed - completedAtThird) / (elapsedSec - ms / 3000);
 }
 
@@ -554,13 +585,28 @@ try {
   say(`calibrating capacity: ${calibrateConcurrency} closed-loop clients for ${calibrateMs / 1000} s ...`);
   const capacity = await calibrate(urls, model, calibrateMs);
   if (!(capacity > 0)) throw new Error(`calibration measured no completions (capacity ${capacity})`);
+  // Capacity is the completion rate of a saturated stack: with too few closed-loop clients it is only
+  // the rate those clients sustain, and "2×" of it may not overload anything (seen with 48 clients:
+  // no rejection after the first minute). Saturated means Sluice turned some of them away.
+  if (lastCalibration.rejected === 0)
+    throw new Error(
+      `calibration saw no rejection: ${calibrateConcurrency} clients did not saturate the stack; raise --calibrate-concurrency`,
+    );
   const rate = Math.min(maxRate, overload * capacity);
+  // The client shares the machine: above --max-rate it would measure itself, not the stack. A soak
+  // that cannot offer the overload asked for says so instead of reporting a milder one as if it were it.
+  if (rate < overload * capacity * 0.98)
+    throw new Error(
+      `--overload ${overload} × capacity ${capacity.toFixed(1)}/s exceeds --max-rate ${maxRate}: lower --speedup or raise --max-rate`,
+    );
   say(
     `capacity ≈ ${capacity.toFixed(1)} completions/s; offering ${rate.toFixed(1)} req/s` +
       ` (${(rate / capacity).toFixed(2)}× capacity) for ${values.duration}, ${abortFraction * 100}% aborted`,
   );
 
   const tally = newTally();
+  /** Arrivals not sent because --max-pending requests were already open (the client's own bound). */
+  let notOffered = 0;
   const t0 = performance.now();
   const samples: Sample[] = [];
   const takeSample = async () => {
@@ -571,7 +617,7 @@ try {
       .join(" ");
     const inflight = Object.values(s.inflight).reduce((a, b) => a + b, 0);
     say(
-      `t=${(s.tSec / 60).toFixed(1)}m sent ${tally.sent} ok ${tally.completed} rej ${tally.rejected} abort ${tally.aborted} fail ${tally.failed} in-flight ${inflight} predicted ${s.predicted?.inflightRequests ?? "?"} req / ${s.predicted?.pendingPrefillTokens ?? "?"} prefill tok | RSS MB ${rss}`,
+      `t=${(s.tSec / 60).toFixed(1)}m sent ${tally.sent} (not offered ${notOffered}) ok ${tally.completed} rej ${tally.rejected} abort ${tally.aborted} fail ${tally.failed} in-flight ${inflight} predicted ${s.predicted?.inflightRequests ?? "?"} req / ${s.predicted?.pendingPrefillTokens ?? "?"} prefill tok | RSS MB ${rss}`,
     );
   };
   await takeSample();
@@ -582,8 +628,14 @@ try {
   while (performance.now() - t0 < durationMs) {
     const url = urls[next++ % urls.length] as string;
     const abortAfterMs = random() < abortFraction ? 20 + random() * 3_000 : undefined;
-    const p = sendOne(url, requestBody(model), tally, abortAfterMs).finally(() => pending.delete(p));
-    pending.add(p);
+    if (pending.size >= maxPending) {
+      // The client cannot hold more open requests: count the arrival as not offered rather than
+      // letting the load generator's own memory and event loop become the thing measured.
+      notOffered++;
+    } else {
+      const p = sendOne(url, requestBody(model), tally, abortAfterMs).finally(() => pending.delete(p));
+      pending.add(p);
+    }
     // Open loop: arrivals on a Poisson schedule, independent of how fast answers come back.
     arrivalMs += (-Math.log(1 - random()) / rate) * 1000;
     const wait = arrivalMs - (performance.now() - t0);
@@ -678,7 +730,7 @@ try {
     `Machine: ${machineDescription()}; load average ${loadAtStart.toFixed(1)} at the start (other work shared the machine). Measured ${measuredAt(startedAt)}.`,
     "",
     `Load: capacity measured by ${calibrateConcurrency} closed-loop clients for ${calibrateMs / 1000} s = **${capacity.toFixed(1)} completions/s**; then ${values.duration} of Poisson arrivals at **${rate.toFixed(1)} req/s (${(rate / capacity).toFixed(2)}× capacity)**, streaming chat completions (20–220 words, max_tokens 16–127), ${abortFraction * 100} % aborted by the client at a random moment in the first 3 s.`,
-    `Outcomes: ${tally.sent} sent, ${tally.completed} completed, ${tally.rejected} rejected (429/503/529), ${tally.aborted} aborted by the client, ${tally.failed} connection failures, other statuses: ${other}.`,
+    `Outcomes: ${tally.sent} sent, ${tally.completed} completed, ${tally.rejected} rejected (429/503/529), ${tally.aborted} aborted by the client, ${tally.failed} connection failures, other statuses: ${other}; ${notOffered} arrivals not offered because ${maxPending} requests were already open (--max-pending).`,
     `Rejections counted by the processes (calibration included), by level and reason: ${rejectionText}.`,
     "",
     `Sampled every ${sampleEveryMs / 1000} s: RSS from \`/proc/<pid>/status\` VmRSS; event-loop delay = \`nodejs_eventloop_lag_p99_seconds\` on each process's /metrics (prom-client, p99 since the previous scrape). Slope: least squares over the samples after the first ${warmupSec.toFixed(0)} s (warm-up).`,

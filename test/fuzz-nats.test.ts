@@ -9,7 +9,8 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type LaunchedAggregator, launchAggregator } from "@sluice/aggregator";
 import type { LaunchedIngress } from "@sluice/ingress";
 import { routerEventJson } from "@sluice/mock-engine";
@@ -480,17 +481,12 @@ describe("fuzz: NATS messages on every subscribed subject", () => {
     for (const who of ["router", "aggregator", "ingress"] as const) await assertHealthy(adminOf(who), who);
   });
 
-  // Known bug found by this suite (and by bench/soak.ts as a slow leak): a router.sync `add` from a replica
-  // that is not alive (no etcd registration) is applied by the aggregator (and the router) and never
-  // expired, so one absurd add (prefill_tokens = 2^32 − 1) kept the cluster's predicted TTFT at ~8.6e8 ms
-  // and L1 rejected every request with predicted_ttft until restart. Now such an add ages out
-  // (WorkerLoad.expire: pending prefill after 60 s, the request after 30 min), but adds from replicas
-  // without an etcd registration are still applied at once, so for up to 60 s this case still fails.
-  // It runs and reports as a todo (a failure here does not fail the run); drop the todo once adds from
-  // unregistered replicas are refused.
-  it("still admits, routes and serves after absurd router.sync adds", {
-    todo: "router.sync adds from unregistered replicas are applied (aged out only after 60 s)",
-  }, async () => {
+  // Found by this suite (and by bench/soak.ts as a slow leak): a router.sync `add` from a replica that
+  // is not alive (no etcd registration) was applied by the aggregator and the router, so one absurd add
+  // (prefill_tokens = 2^32 − 1) kept the cluster's predicted TTFT at ~8.6e8 ms and L1 rejected every
+  // request with predicted_ttft. Now deltas are taken only from replicas registered in etcd, and adds
+  // that fit on no engine are refused (@sluice/runtime router-sync-gate); both are counted.
+  it("still admits, routes and serves after absurd router.sync adds", async () => {
     const publishLoad = () =>
       nc.publish(
         `${P}.engine.${WORKER}.load`,
@@ -507,6 +503,12 @@ describe("fuzz: NATS messages on every subscribed subject", () => {
           }),
         ),
       );
+    const refusedBefore = metricSum(
+      await scrape(aggregator.adminUrl),
+      "sluice_aggregator_snapshots_dropped_total",
+      'kind="router_sync"',
+      'reason="unregistered_replica"',
+    );
     // The case itself, whatever the random messages above did: one add from a replica nobody runs.
     nc.publish(
       `${P}.router.sync`,
@@ -542,11 +544,26 @@ describe("fuzz: NATS messages on every subscribed subject", () => {
         last = `${res.status} ${await res.text()}`;
         return res.status === 200;
       },
-      // A todo: expected to time out until the bug is fixed, so it costs little.
-      8_000,
+      20_000,
     ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}; last answer: ${last}`);
     });
+    // Refused by both consumers once its replica's registration wait ended, and counted.
+    await eventually("the ghost add refused and counted by the router and the aggregator", async () => {
+      const routerRefused = metricSum(
+        await scrape(router.adminUrl),
+        "sluice_router_sync_deltas_total",
+        'outcome="unregistered_replica"',
+      );
+      const aggregatorRefused = metricSum(
+        await scrape(aggregator.adminUrl),
+        "sluice_aggregator_snapshots_dropped_total",
+        'kind="router_sync"',
+        'reason="unregistered_replica"',
+      );
+      return routerRefused > 0 && aggregatorRefused > refusedBefore;
+    });
+    assert.equal(router.service.load.workerOf("ghost-1"), undefined, "the ghost add never applied");
     assert.ok(
       metricSum(await scrape(router.adminUrl), "sluice_router_decisions_total", 'outcome="routed"') >
         routedBefore,
@@ -559,5 +576,47 @@ describe("fuzz: NATS messages on every subscribed subject", () => {
     );
     await eventually("no slot left in the ingress", () => ingress.ledger.total().requests === 0);
     for (const who of ["router", "aggregator", "ingress"] as const) await assertHealthy(adminOf(who), who);
+  });
+
+  // A replica starting up routes (and publishes) as soon as an ingress sees its registration, which can
+  // be before the other consumers' etcd watches show it: its first deltas wait for the registration.
+  it("applies a new replica's deltas that arrive just before its registration", async () => {
+    const replicaId = "r-late";
+    const sync = (seq: bigint, event: MessageInitShape<typeof RouterSyncSchema>["event"]) =>
+      nc.publish(
+        `${P}.router.sync`,
+        toBinary(
+          RouterSyncSchema,
+          create(RouterSyncSchema, { replicaId, seq, timestampMs: Date.now(), event }),
+        ),
+      );
+    const predictedOnRouter = () => router.service.load.load(WORKER).predictedPendingPrefillTokens;
+    const before = predictedOnRouter();
+    sync(1n, {
+      case: "add",
+      value: { requestId: "late-1", workerId: WORKER, blocks: 1, prefillTokens: 7, overlapBlocks: 0 },
+    });
+    await nc.flush();
+    await sleep(300);
+    assert.equal(router.service.load.workerOf("late-1"), undefined, "held while the replica is unregistered");
+    const lease = cluster.etcd.lease(10);
+    try {
+      await lease.put(`${cluster.prefix}/instances/router/${replicaId}`).value("{}").exec();
+      await eventually(
+        "the held add applied by the router",
+        () => router.service.load.workerOf("late-1") === WORKER,
+      );
+      assert.equal(predictedOnRouter(), before + 7);
+      await eventually("the held add in the aggregator's view", () => {
+        const m = views.at(-1)?.models.find((x) => x.model === MODEL);
+        return m !== undefined && m.predictedPendingPrefillTokens >= 7;
+      });
+      // Live now: its next delta applies at once.
+      sync(2n, { case: "free", value: { requestId: "late-1", workerId: WORKER } });
+      await eventually("the free applied", () => router.service.load.workerOf("late-1") === undefined);
+      assert.equal(predictedOnRouter(), before);
+    } finally {
+      await lease.revoke();
+    }
   });
 });

@@ -46,7 +46,7 @@ export function createAggregatorMetrics(metrics: Metrics): AggregatorMetrics {
     }),
     snapshotsDropped: metrics.counter({
       name: "sluice_aggregator_snapshots_dropped_total",
-      help: "Input messages dropped, by kind and reason (malformed)",
+      help: "Input messages dropped, by kind and reason (malformed; router.sync also unregistered_replica, absurd_value)",
       labelNames: ["kind", "reason"],
     }),
     leadershipChanges: metrics.counter({

@@ -51,6 +51,7 @@ describe("cluster state", () => {
         },
       },
     });
+    state.routerRegistered("r1");
     assert.equal(state.applyRouterSync(toBinary(RouterSyncSchema, sync)), "applied");
     assert.equal(state.applyRouterSync(new Uint8Array([0xff, 0x01])), "malformed");
     const [m] = state.view(0);
@@ -58,6 +59,50 @@ describe("cluster state", () => {
     assert.equal(m?.predictedActiveBlocks, 3);
     assert.equal(m?.predictedPendingPrefillTokens, 40);
     assert.equal(m?.predictedRequests, 1);
+  });
+
+  it("takes router.sync only from registered replicas, and only adds that fit on an engine", () => {
+    let now = 0;
+    const late: string[] = [];
+    const state = createClusterState(clusterAggregateOptionsWithDefaults(), "t", undefined, {
+      nowMs: () => now,
+      registrationWaitMs: 1_000,
+      onLateOutcome: (outcome) => late.push(outcome),
+    });
+    state.putEngine("a", enc({ model: "m", kv_total_blocks: 100, block_size: 16, max_num_seqs: 4 }));
+    const add = (replicaId: string, seq: bigint, requestId: string, prefillTokens: number) =>
+      toBinary(
+        RouterSyncSchema,
+        create(RouterSyncSchema, {
+          replicaId,
+          seq,
+          event: {
+            case: "add",
+            value: { requestId, workerId: "a", blockHashes: [], blocks: 1, prefillTokens, overlapBlocks: 0 },
+          },
+        }),
+      );
+    const predicted = () => state.view(now)[0]?.predictedPendingPrefillTokens ?? 0;
+    // A replica whose registration is not seen yet: held, then applied once it shows.
+    assert.equal(state.applyRouterSync(add("r2", 1n, "q1", 40)), "held");
+    assert.equal(predicted(), 0);
+    state.routerRegistered("r2");
+    assert.deepEqual(late, ["applied"]);
+    assert.equal(predicted(), 40);
+    // A replica nobody runs: refused once the wait ends, never applied.
+    assert.equal(state.applyRouterSync(add("ghost", 1n, "g1", 4_294_967_295)), "held");
+    now = 1_001;
+    state.sweepRouterSync();
+    assert.deepEqual(late, ["applied", "unregistered_replica"]);
+    assert.equal(predicted(), 40);
+    // A registered replica's add beyond any engine's KV (100 blocks × 16 tokens).
+    assert.equal(state.applyRouterSync(add("r2", 2n, "q2", 1_601)), "absurd_value");
+    assert.equal(predicted(), 40);
+    // Gone from etcd: its deltas are held again (after a short grace), not applied.
+    state.routerDeregistered("r2");
+    now += 60_000;
+    state.sweepRouterSync();
+    assert.equal(state.applyRouterSync(add("r2", 3n, "q3", 10)), "held");
   });
 
   it("sums live ingresses' in-flight load per model and forgets silent ones", () => {

@@ -21,9 +21,32 @@ import {
   IngressStateSchema,
   RouterSyncSchema,
 } from "@sluice/proto";
-import { protoCodec, protoJsonCodec } from "@sluice/runtime";
+import {
+  createRouterSyncGate,
+  type Logger,
+  protoCodec,
+  protoJsonCodec,
+  type RouterSyncFate,
+  type RouterSyncGateOptions,
+  type RouterSyncRefusal,
+  type SyncWorkerCapacity,
+} from "@sluice/runtime";
 
-export type IngestOutcome = "applied" | "malformed";
+/** `held`: a router.sync delta waiting for its replica's etcd registration (router-sync-gate). */
+export type IngestOutcome = "applied" | "malformed" | "held" | RouterSyncRefusal;
+
+/** How router.sync deltas are gated (@sluice/runtime router-sync-gate). */
+export interface RouterSyncIntake
+  extends Pick<
+    RouterSyncGateOptions<unknown>,
+    "registrationWaitMs" | "departedKeepMs" | "maxHeldPerReplica" | "maxHeldReplicas" | "warnIntervalMs"
+  > {
+  /** The outcome of a delta decided after `applyRouterSync` returned `held` (metrics). */
+  onLateOutcome?(outcome: IngestOutcome): void;
+  readonly logger?: Logger;
+  /** Clock of the registration wait. Default `Date.now`. */
+  readonly nowMs?: () => number;
+}
 
 export interface ClusterState {
   /** `engines/{worker}` put: its value is proto3 JSON of `EngineRegistration`. */
@@ -33,8 +56,17 @@ export interface ClusterState {
   observeLoad(workerId: string, data: Uint8Array, nowMs: number): IngestOutcome;
   /** An `IngressState` from `ingress.state`, received at `nowMs`. */
   observeIngress(data: Uint8Array, nowMs: number): IngestOutcome;
-  /** A `RouterSync` delta from `router.sync`. */
+  /**
+   * A `RouterSync` delta from `router.sync`: applied only from a router replica registered in etcd
+   * (`routerRegistered`; an unknown one's deltas are `held` briefly for its registration) and only
+   * if an add fits on a registered engine.
+   */
   applyRouterSync(data: Uint8Array): IngestOutcome;
+  /** `instances/router/{id}` is in etcd: the replica's deltas are accepted (held ones apply now). */
+  routerRegistered(replicaId: string): void;
+  routerDeregistered(replicaId: string): void;
+  /** Refuses held deltas whose replica never registered. Call about once a second. */
+  sweepRouterSync(): void;
   view(nowMs: number): ModelLoadView[];
   readonly engineCount: number;
   readonly routersSeen: boolean;
@@ -58,14 +90,59 @@ export function createClusterState(
   options: ClusterAggregateOptions,
   instanceId: string,
   optionsFor: (model: string) => ClusterAggregateOptions = () => options,
+  syncIntake: RouterSyncIntake = {},
 ): ClusterState {
   const engines = new Map<string, EngineCapacity>();
+  /** Block size of each registered engine: with kv_total_blocks it bounds a router.sync add. */
+  const blockSizes = new Map<string, number>();
   const observed = new Map<string, ObservedEngineLoad>();
   // The router's own prediction model, fed only with peers' deltas: the aggregator is a passive replica.
   const workerLoad: WorkerLoad = createWorkerLoad({ replicaId: `aggregator-${instanceId}` });
   let lastExpireMs = Number.NEGATIVE_INFINITY;
   const ingresses = new Map<string, IngressInflight>();
   let routersSeen = false;
+
+  const capacityOf = (workerId: string): SyncWorkerCapacity | undefined => {
+    const engine = engines.get(workerId);
+    return engine === undefined
+      ? undefined
+      : { kvTotalBlocks: engine.kvTotalBlocks, blockSize: blockSizes.get(workerId) ?? 0 };
+  };
+  /** The outcome of the delta being received, when the gate decides at once. */
+  let immediate: IngestOutcome | undefined;
+  let receiving = false;
+  const fateOutcome = (fate: RouterSyncFate<unknown>): IngestOutcome =>
+    fate.kind === "refused" ? fate.reason : fate.kind;
+  const gate = createRouterSyncGate<void>({
+    registrationWaitMs: syncIntake.registrationWaitMs,
+    departedKeepMs: syncIntake.departedKeepMs,
+    maxHeldPerReplica: syncIntake.maxHeldPerReplica,
+    maxHeldReplicas: syncIntake.maxHeldReplicas,
+    warnIntervalMs: syncIntake.warnIntervalMs,
+    logger: syncIntake.logger,
+    nowMs: syncIntake.nowMs,
+    apply(delta) {
+      workerLoad.applySync(delta); // throws RouterInputError on a field out of range: malformed
+      routersSeen = true;
+    },
+    onFate(_delta, fate) {
+      const outcome = fateOutcome(fate);
+      if (receiving) immediate = outcome;
+      else syncIntake.onLateOutcome?.(outcome);
+    },
+    capacityOf,
+    largestCapacity() {
+      let largest: SyncWorkerCapacity | undefined;
+      for (const workerId of engines.keys()) {
+        const c = capacityOf(workerId) as SyncWorkerCapacity;
+        largest = {
+          kvTotalBlocks: Math.max(largest?.kvTotalBlocks ?? 0, c.kvTotalBlocks),
+          blockSize: Math.max(largest?.blockSize ?? 0, c.blockSize),
+        };
+      }
+      return largest;
+    },
+  });
 
   return {
     putEngine(workerId, json) {
@@ -79,10 +156,12 @@ export function createClusterState(
         kvTotalBlocks: r.kvTotalBlocks,
         maxNumSeqs: r.maxNumSeqs,
       });
+      blockSizes.set(workerId, r.blockSize);
       return "applied";
     },
     deleteEngine(workerId) {
       engines.delete(workerId);
+      blockSizes.delete(workerId);
       observed.delete(workerId);
       workerLoad.removeWorker(workerId);
     },
@@ -127,14 +206,22 @@ export function createClusterState(
     applyRouterSync(data) {
       const decoded = routerSyncCodec.tryDecode(data);
       if (!decoded.ok) return "malformed";
+      immediate = undefined;
+      receiving = true;
+      let verdict: ReturnType<typeof gate.receive>;
       try {
-        workerLoad.applySync(decoded.value as unknown as RouterSyncDelta);
-      } catch {
-        return "malformed"; // RouterInputError: a field out of range
+        verdict = gate.receive(decoded.value as unknown as RouterSyncDelta);
+      } finally {
+        receiving = false;
       }
-      routersSeen = true;
-      return "applied";
+      return verdict === "held" ? "held" : (immediate ?? "malformed");
     },
+    routerRegistered: (replicaId) => gate.replicaRegistered(replicaId),
+    routerDeregistered(replicaId) {
+      gate.replicaDeregistered(replicaId);
+      workerLoad.forgetReplica(replicaId);
+    },
+    sweepRouterSync: () => gate.sweep(),
     view(nowMs) {
       // Routers' predicted load comes from router.sync; what a lost notification left behind ages
       // out here as in the routers (WorkerLoad.expire), at most once a second.

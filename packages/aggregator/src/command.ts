@@ -32,7 +32,7 @@ import {
 import type { Subscription } from "nats";
 import { createAggregatorMetrics, type SnapshotKind } from "./aggregator-metrics.js";
 import { toClusterLoad } from "./cluster-load-message.js";
-import { createClusterState } from "./cluster-state.js";
+import { createClusterState, type IngestOutcome } from "./cluster-state.js";
 import { aggregatorSchema } from "./config.js";
 import { ensureEventsStream } from "./events-stream.js";
 import { aggregateOptionsFromPolicies } from "./policy-shares.js";
@@ -42,6 +42,8 @@ const VERSION = "0.1.0";
 const SUMMARY = "Leader-elected aggregator publishing the cluster load view (cluster.load)";
 export const AGGREGATOR_ELECTION = "aggregator";
 const CAMPAIGN_RETRY_MS = 500;
+/** How often router.sync deltas that waited in vain for their replica's registration are refused. */
+const ROUTER_SYNC_SWEEP_MS = 1_000;
 
 export interface AggregatorCommand {
   readonly name: "aggregator";
@@ -150,7 +152,12 @@ export async function launchAggregator(
         "policy shares unusable for the aggregate; defaults used for the model",
       ),
   );
-  const state = createClusterState(aggregateOptions, config.id, shares.optionsFor);
+  // Set below, before any router.sync message can arrive.
+  let syncJudged: (outcome: IngestOutcome) => void = () => {};
+  const state = createClusterState(aggregateOptions, config.id, shares.optionsFor, {
+    logger: logger.child({ component: "router-sync" }),
+    onLateOutcome: (outcome) => syncJudged(outcome),
+  });
   const clusterLoadCodec = protoCodec(ClusterLoadSchema);
   let seq = 0n;
   let lastViews: ModelLoadView[] | undefined;
@@ -182,15 +189,25 @@ export async function launchAggregator(
 
   policyChanged = () => loop.markDirty();
 
-  const received = (kind: SnapshotKind, outcome: string): void => {
-    metrics.snapshotsReceived.inc(1, { kind });
-    if (outcome === "malformed") {
-      metrics.snapshotsDropped.inc(1, { kind, reason: "malformed" });
-      logger.debug({ kind }, "dropped a malformed message");
-    } else {
+  /** What became of an input: dropped (malformed, or a refused router.sync delta), held, or applied. */
+  const judged = (kind: SnapshotKind, outcome: IngestOutcome): void => {
+    if (outcome === "held") return; // judged later (router-sync-gate)
+    if (outcome === "applied") {
       loop.markDirty();
+      return;
     }
+    // Refused router.sync deltas are logged (rate-limited) by the sync gate itself.
+    metrics.snapshotsDropped.inc(1, { kind, reason: outcome });
+    if (outcome === "malformed") logger.debug({ kind }, "dropped a malformed message");
   };
+  const received = (kind: SnapshotKind, outcome: IngestOutcome): void => {
+    metrics.snapshotsReceived.inc(1, { kind });
+    judged(kind, outcome);
+  };
+  syncJudged = (outcome) => judged("router_sync", outcome);
+  const syncSweep = setInterval(() => state.sweepRouterSync(), ROUTER_SYNC_SWEEP_MS);
+  syncSweep.unref();
+  shutdown.register("close", "router-sync-sweep", () => clearInterval(syncSweep));
 
   const subscriptions: Subscription[] = [
     nats.connection.subscribe(names.allEngineLoad, {
@@ -250,6 +267,29 @@ export async function launchAggregator(
   }
   // Before the session closes its client in "release".
   shutdown.register("drain", "engines-watch", () => engineWatch.close());
+
+  // Router replicas registered in etcd: only their router.sync deltas change the predicted load.
+  const routersPrefix = session.keys.instances("router");
+  let routerWatch: PrefixWatch;
+  try {
+    routerWatch = await watchPrefix(
+      session.client,
+      routersPrefix,
+      {
+        onSnapshot: (entries) => {
+          for (const e of entries) state.routerRegistered(e.key.slice(routersPrefix.length));
+        },
+        onPut: (e) => state.routerRegistered(e.key.slice(routersPrefix.length)),
+        onDelete: (key) => state.routerDeregistered(key.slice(routersPrefix.length)),
+      },
+      { logger: logger.child({ component: "routers-watch" }) },
+    );
+  } catch (err) {
+    logger.error({ err }, "cannot watch router registrations");
+    await shutdown.shutdown("start-up failed");
+    return 1;
+  }
+  shutdown.register("drain", "routers-watch", () => routerWatch.close());
 
   await session.register("aggregator", config.id, {
     addresses: { admin: shell.admin.url },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, mock } from "node:test";
 import { createAfterTurn } from "./after-turn.js";
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -43,5 +43,40 @@ describe("createAfterTurn", () => {
     after.run(() => ran.push("late"));
     await nextTurn();
     assert.deepEqual(ran, ["queued"]);
+  });
+
+  it("while busy, waits up to busyDelayMs so several turns leave together; going idle runs them after that turn", () => {
+    mock.timers.enable({ apis: ["setTimeout", "setImmediate"] });
+    try {
+      let busy = true;
+      const ran: string[] = [];
+      const after = createAfterTurn(() => assert.fail("no error expected"), {
+        busy: () => busy,
+        busyDelayMs: 5,
+      });
+      after.run(() => ran.push("admitted"));
+      mock.timers.tick(4);
+      assert.equal(ran.length, 0, "busy: held for up to 5 ms");
+      after.run(() => ran.push("first token"));
+      mock.timers.tick(1);
+      assert.deepEqual(ran, ["admitted", "first token"], "both after 5 ms, from the first");
+
+      after.run(() => ran.push("queued"));
+      mock.timers.tick(2);
+      busy = false;
+      after.run(() => ran.push("done"));
+      assert.equal(ran.length, 2, "still this turn");
+      mock.timers.tick(0);
+      assert.deepEqual(ran.slice(2), ["queued", "done"], "idle: right after the turn, not at 5 ms");
+      mock.timers.tick(10);
+      assert.equal(ran.length, 4, "the cancelled timer does not run anything twice");
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it("rejects a negative or non-finite busyDelayMs", () => {
+    assert.throws(() => createAfterTurn(() => {}, { busyDelayMs: -1 }), RangeError);
+    assert.throws(() => createAfterTurn(() => {}, { busyDelayMs: Number.NaN }), RangeError);
   });
 });

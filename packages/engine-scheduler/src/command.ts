@@ -35,6 +35,15 @@ import { createSidecarMetrics } from "./sidecar-metrics.js";
 const VERSION = "0.1.0";
 const SUMMARY = "L3 sidecar in front of one engine: exact queue, predictive TTFT/ITL admission";
 const ROLE = "engine-scheduler";
+/** Issue 6: load snapshots on change, debounced ≥ 1 ms (plus heartbeat). */
+const LOAD_DEBOUNCE_MS = 1;
+/**
+ * How long deferred publishing may wait while requests are in flight (after-turn.ts). Long enough
+ * that a request answered within it (an idle sidecar, a fast engine) publishes its events and the
+ * load it caused in one NATS write after its response; short against what the load snapshot is for
+ * (routing, which already sees NATS latency and the aggregator's 50 ms debounce).
+ */
+const BUSY_PUBLISH_DELAY_MS = 2;
 
 /** The shape the `sluice` CLI expects of a subcommand. */
 export interface EngineSchedulerCommand {
@@ -169,8 +178,13 @@ export async function launchEngineScheduler(
   }
 
   const metrics = createSidecarMetrics(shell.metrics);
-  // Off the request path: model gauges, the load check and events run after each turn, together.
-  const afterTurn = createAfterTurn((error) => logger.error({ err: error }, "deferred bookkeeping failed"));
+  // Off the request path: model gauges, the load check and events run after each turn, together;
+  // while requests are in flight, up to BUSY_PUBLISH_DELAY_MS later (after-turn.ts).
+  let scheduler: ReturnType<typeof createSidecarScheduler> | undefined;
+  const afterTurn = createAfterTurn((error) => logger.error({ err: error }, "deferred bookkeeping failed"), {
+    busy: () => (scheduler?.active() ?? 0) > 0,
+    busyDelayMs: BUSY_PUBLISH_DELAY_MS,
+  });
   const events = createDecisionEventPublisher({
     publish,
     subjectOf: subjectNames.events,
@@ -181,12 +195,11 @@ export async function launchEngineScheduler(
   let facts: EngineFacts | undefined;
   const kvUsage = () => facts?.kvUsage ?? 0;
 
-  let scheduler: ReturnType<typeof createSidecarScheduler> | undefined;
   const load = createLoadPublisher({
     publish,
     subject: subjectNames.engineLoad(workerId),
     workerId,
-    debounceMs: 1,
+    debounceMs: LOAD_DEBOUNCE_MS,
     heartbeatIntervalMs: config.loadHeartbeatMs,
     snapshot: () => {
       const s = decision.snapshot();
@@ -216,8 +229,8 @@ export async function launchEngineScheduler(
     reevaluateIntervalMs: config.reevaluateIntervalMs,
     kvUsage,
     listener: {
-      queued(id, className, predictedTtftMs) {
-        metrics.queued(className);
+      queued(id, className, predictedTtftMs, probe) {
+        metrics.queued(className, probe);
         events.emit("queued", { requestId: id, className, outcome: Outcome.HELD, predictedTtftMs });
       },
       admitted(id, className, queuedMs) {

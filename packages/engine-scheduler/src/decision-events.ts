@@ -4,9 +4,10 @@
 // first_token → ADMITTED, done → COMPLETED / FAILED / CANCELLED, rejected → REJECTED. On first_token,
 // `observed_value` is the measured TTFT and `predicted_ttft_ms` the prediction it is audited against.
 //
-// Cost on the request path: `emit` only records the event (with its timestamp); the events of one
-// event-loop turn are encoded and published together just after it (setImmediate), so the proxy's own
-// socket writes go first and one turn's events leave in one NATS write instead of one each. The
+// Cost on the request path: `emit` only records the event (with its timestamp); the events are encoded
+// and published together after the turn (the sidecar's `AfterTurn`: right after it when idle, a little
+// later while requests are in flight), so the proxy's own socket writes go first and several events
+// leave in one NATS write instead of one each. The
 // encoder writes the proto3 JSON directly (`encodeDecisionEventJson` from the runtime; a reflective
 // protobuf-es `create` + `toJsonString` costs ~50 µs an event); `decision-events.spec.ts` checks it
 // byte for byte against the reflective codec.

@@ -2,8 +2,7 @@
 // change (debounced, ≥ 1 ms) plus a heartbeat so subscribers can tell a quiet engine from a dead one.
 // Waiting = the sidecar's queue + the engine's own waiting queue (from its metrics); running is the
 // engine's own count when scraped, else the sidecar's in-engine count.
-import { create, toBinary } from "@bufbuild/protobuf";
-import { EngineLoadSchema } from "@sluice/proto";
+import { encodeEngineLoad } from "./engine-load-binary.js";
 
 export interface LoadSnapshot {
   waiting: number;
@@ -24,6 +23,8 @@ export interface LoadPublisherDeps {
   snapshot: () => LoadSnapshot;
   debounceMs: number;
   heartbeatIntervalMs: number;
+  /** Monotonic ms clock; default `performance.now` (tests pass a fake one). */
+  nowMs?: () => number;
 }
 
 export interface LoadPublisher {
@@ -37,24 +38,35 @@ export interface LoadPublisher {
   close(): void;
 }
 
-const fingerprint = (l: LoadSnapshot) =>
-  `${l.waiting}/${l.running}/${l.kvUsedBlocks}/${l.pendingPrefillTokens}/${l.preemptionsTotal}`;
+/** What counts as a change worth a snapshot (model estimates drift continuously: heartbeat only). */
+const sameLoad = (a: LoadSnapshot, b: LoadSnapshot | undefined) =>
+  b !== undefined &&
+  a.waiting === b.waiting &&
+  a.running === b.running &&
+  a.kvUsedBlocks === b.kvUsedBlocks &&
+  a.pendingPrefillTokens === b.pendingPrefillTokens &&
+  a.preemptionsTotal === b.preemptionsTotal;
+
+/** uint32 on the wire: rounded and clamped into range, NaN as 0. */
+const u32 = (v: number) => (v > 0 ? Math.min(0xffff_ffff, Math.round(v)) : 0);
 
 export function createLoadPublisher(deps: LoadPublisherDeps): LoadPublisher {
   if (!(deps.debounceMs >= 1)) throw new RangeError(`load debounce must be ≥ 1 ms, got ${deps.debounceMs}`);
-  let seq = 0n;
-  let last = "";
+  const workerIdUtf8 = new TextEncoder().encode(deps.workerId);
+  const heartbeatIntervalMs = u32(deps.heartbeatIntervalMs);
+  const nowMs = deps.nowMs ?? (() => performance.now());
+  let seq = 0;
+  let last: LoadSnapshot | undefined;
   let lastAtMs = Number.NEGATIVE_INFINITY;
   let pending: NodeJS.Timeout | undefined;
   let closed = false;
 
   const publishNow = (l: LoadSnapshot = deps.snapshot()) => {
-    last = fingerprint(l);
-    lastAtMs = performance.now();
-    const u32 = (v: number) => Math.min(0xffff_ffff, Math.max(0, Math.round(v)));
-    const msg = create(EngineLoadSchema, {
-      workerId: deps.workerId,
-      seq: seq + 1n,
+    last = l;
+    lastAtMs = nowMs();
+    const data = encodeEngineLoad({
+      workerIdUtf8,
+      seq: seq + 1,
       timestampMs: Date.now(),
       waiting: u32(l.waiting),
       running: u32(l.running),
@@ -64,19 +76,19 @@ export function createLoadPublisher(deps: LoadPublisherDeps): LoadPublisher {
       prefillTokensPerS: l.prefillTokensPerS,
       decodeStepMs: l.decodeStepMs,
       oldestWaitingMs: u32(l.oldestWaitingMs),
-      preemptionsTotal: BigInt(u32(l.preemptionsTotal)),
-      heartbeatIntervalMs: u32(deps.heartbeatIntervalMs),
+      preemptionsTotal: u32(l.preemptionsTotal),
+      heartbeatIntervalMs,
     });
     try {
-      deps.publish(deps.subject, toBinary(EngineLoadSchema, msg));
-      seq += 1n;
+      deps.publish(deps.subject, data);
+      seq += 1;
     } catch {
       // NATS closed or reconnecting: the next change or heartbeat tries again; serving is unaffected.
     }
   };
 
   const heartbeat = setInterval(() => {
-    if (performance.now() - lastAtMs >= deps.heartbeatIntervalMs * 0.9) publishNow();
+    if (nowMs() - lastAtMs >= deps.heartbeatIntervalMs * 0.9) publishNow();
   }, deps.heartbeatIntervalMs);
   heartbeat.unref();
 
@@ -84,8 +96,8 @@ export function createLoadPublisher(deps: LoadPublisherDeps): LoadPublisher {
     markChanged() {
       if (closed || pending !== undefined) return;
       const l = deps.snapshot();
-      if (fingerprint(l) === last) return;
-      const waitMs = lastAtMs + deps.debounceMs - performance.now();
+      if (sameLoad(l, last)) return;
+      const waitMs = lastAtMs + deps.debounceMs - nowMs();
       if (waitMs <= 0) {
         publishNow(l);
         return;
@@ -94,10 +106,10 @@ export function createLoadPublisher(deps: LoadPublisherDeps): LoadPublisher {
         pending = undefined;
         if (closed) return;
         const now = deps.snapshot();
-        if (fingerprint(now) !== last) publishNow(now);
+        if (!sameLoad(now, last)) publishNow(now);
       }, waitMs);
     },
-    published: () => Number(seq),
+    published: () => seq,
     close() {
       closed = true;
       clearInterval(heartbeat);

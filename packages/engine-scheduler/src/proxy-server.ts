@@ -126,6 +126,8 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
 export async function startProxyServer(options: ProxyServerOptions): Promise<ProxyServer> {
   const engine = new URL(options.engineUrl);
   const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+  // For the one resend after a stale pooled connection (see the engine request's error handler).
+  const freshAgent = new Agent({ keepAlive: false });
   const active = new Map<string, () => void>();
   let accepting = true;
   let seq = 0;
@@ -221,8 +223,11 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       upstream?.destroy();
     });
 
-    const forward = () => {
-      admittedAtMs = options.nowMs();
+    let staleRetried = false;
+    const forward = (freshConnection = false) => {
+      if (!freshConnection) admittedAtMs = options.nowMs();
+      if (timeout !== undefined) clearTimeout(timeout);
+      let responded = false;
       const headers = forwardable(req.headers);
       headers["content-length"] = body.length;
       headers[REQUEST_ID_HEADER] = requestId;
@@ -232,7 +237,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
         path,
         method: "POST",
         headers,
-        agent,
+        agent: freshConnection ? freshAgent : agent,
       });
       upstream = up;
       timeout = setTimeout(() => {
@@ -251,6 +256,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
           );
       }, options.upstreamTimeoutMs);
       up.on("response", (upRes) => {
+        responded = true;
         if (ended) {
           upRes.resume();
           return;
@@ -301,6 +307,20 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       });
       up.on("error", (error) => {
         if (ended) return;
+        if (
+          !responded &&
+          !staleRetried &&
+          up.reusedSocket &&
+          (error as NodeJS.ErrnoException).code === "ECONNRESET"
+        ) {
+          // A kept-alive connection the engine closed while idle, taken from the pool as it closed (on a
+          // busy host the pool's own expiry fires late): the engine never saw the request, so it is sent
+          // again, once, on a new connection. Not an engine failure.
+          staleRetried = true;
+          options.logger.debug({ requestId }, "pooled engine connection was closed; resending on a new one");
+          forward(true);
+          return;
+        }
         options.scheduler.finish(id, "failed");
         finish();
         const unreachable = UNREACHABLE_CODES.has((error as NodeJS.ErrnoException).code ?? "");
@@ -435,6 +455,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
         server.closeAllConnections();
       });
       agent.destroy();
+      freshAgent.destroy();
     },
   };
 }

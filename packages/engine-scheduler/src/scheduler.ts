@@ -36,7 +36,8 @@ export interface Waiter {
 
 /** Life-cycle notifications (metrics, decision events); listeners must not throw. */
 export interface SchedulerListener {
-  queued?(id: string, className: string, predictedTtftMs: number): void;
+  /** `probe`: queued by the idle probe although its prediction misses (engine-decision.ts). */
+  queued?(id: string, className: string, predictedTtftMs: number, probe: boolean): void;
   admitted?(id: string, className: string, queuedMs: number): void;
   rejected?(id: string, rejection: EngineRejection, whileQueued: boolean): void;
   firstToken?(id: string, className: string, audit: PredictionAuditResult | null): void;
@@ -110,6 +111,8 @@ export interface SidecarScheduler {
     failed: ReadonlyArray<{ id: string; error: Error }>;
   }): void;
   counts(): SidecarCounts;
+  /** Requests queued or in the engine now (cheaper than `counts()`: no allocation). */
+  active(): number;
   /** Ms the oldest queued request has waited; 0 when none waits. */
   oldestQueuedMs(): number;
   close(): void;
@@ -248,7 +251,7 @@ export function createSidecarScheduler(options: SidecarSchedulerOptions): Sideca
       }
       tracked.set(arrival.id, { state: "queued", className: arrival.className, queuedAtMs: nowMs(), waiter });
       queued++;
-      notify("queued", arrival.id, arrival.className, result.predictedTtftMs);
+      notify("queued", arrival.id, arrival.className, result.predictedTtftMs, result.probe === true);
       // Admission happens synchronously inside pump when a slot is free: the caller's waiter fires
       // before submit returns, which the proxy is written for.
       pump();
@@ -322,6 +325,7 @@ export function createSidecarScheduler(options: SidecarSchedulerOptions): Sideca
       pump();
     },
     counts: () => ({ queued, inEngine, ...counts }),
+    active: () => queued + inEngine,
     oldestQueuedMs() {
       // Map order is arrival order, so the first queued entry is the oldest.
       for (const t of tracked.values()) if (t.state === "queued") return Math.max(0, nowMs() - t.queuedAtMs);

@@ -6,7 +6,8 @@ import type { EngineFacts } from "./engine-facts.js";
 import type { EndOutcome } from "./scheduler.js";
 
 export interface SidecarMetrics {
-  queued(className: string): void;
+  /** `probe`: admitted by the idle probe (counted apart: a rising rate means the model predicts misses). */
+  queued(className: string, probe?: boolean): void;
   admitted(className: string, queuedMs: number): void;
   /** `whileQueued`: it had been queued (counted in the queue depth) before the rejection. */
   rejected(rejection: EngineRejection, whileQueued: boolean): void;
@@ -43,6 +44,11 @@ export function createSidecarMetrics(metrics: Metrics): SidecarMetrics {
     name: "sluice_engine_requests_total",
     help: "Terminal outcomes of admitted requests (completed, failed, cancelled) and of requests that ended while queued (cancelled_queued, failed_queued).",
     labelNames: ["class", "outcome"],
+  });
+  const idleProbes = metrics.counter({
+    name: "sluice_engine_idle_probes_total",
+    help: "Requests an empty engine admitted although their predicted TTFT missed the objective (at most one per idle probe interval), so the learned model keeps measuring.",
+    labelNames: ["class"],
   });
   const admittedTotal = metrics.counter({
     name: "sluice_engine_admitted_total",
@@ -100,7 +106,10 @@ export function createSidecarMetrics(metrics: Metrics): SidecarMetrics {
   });
 
   return {
-    queued: (c) => queueDepth.inc(1, { class: c }),
+    queued(c, probe) {
+      queueDepth.inc(1, { class: c });
+      if (probe === true) idleProbes.inc(1, { class: c });
+    },
     admitted(c, queuedMs) {
       queueDepth.dec(1, { class: c });
       inEngine.inc();

@@ -24,7 +24,7 @@ import { createAdmissionController } from "./admission-controller.js";
 import { createAdmissionService } from "./admission-service.js";
 import { createClusterLoadView } from "./cluster-load-view.js";
 import { ingressSchema } from "./config.js";
-import { natsEventSink } from "./decision-events.js";
+import { type NatsEventSink, natsEventSink } from "./decision-events.js";
 import { type EngineEntry, parseEngineRegistration } from "./engine-registry.js";
 import { leastInflightSelector } from "./engine-selector.js";
 import { createEnvoyRlsService, type EnvoyRlsService } from "./envoy-rls-service.js";
@@ -148,6 +148,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
   let grpc: GrpcServer;
   let selector: RouterSelector;
   let rls: EnvoyRlsService;
+  let eventSink: NatsEventSink | undefined;
   try {
     const engineView = startParsedPrefixView<EngineEntry>({
       client: etcd.client,
@@ -243,6 +244,8 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       debounceMs: config.stateDebounceMs,
       heartbeatMs: config.stateHeartbeatMs,
       nowMs,
+      onPeerApplied: (lagMs) => metrics.syncPropagation(lagMs / 1000),
+      onPublished: (delayMs) => metrics.syncPublishDelay(delayMs / 1000),
       onDropped: (error) => {
         metrics.droppedMessage("ingress_state");
         logger.debug({ err: error }, "dropped a malformed ingress.state message");
@@ -267,6 +270,7 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
       config.id,
       () => Date.now(),
     );
+    eventSink = events;
     const admissionService = createAdmissionService({
       admission,
       policyFor: policies.policyFor,
@@ -381,6 +385,8 @@ export async function launchIngress(options: LaunchIngressOptions): Promise<Laun
     clearInterval(refresh);
     for (const close of closeAll) await Promise.resolve(close()).catch(() => {});
   });
+  // Queued decision events go out before the connection closes (they are batched for a few ms).
+  shutdown.register("release", "decision-events", () => eventSink?.flush());
   shutdown.register("close", "nats", () => nats.close());
   logger.info({ url, admin: shell.admin.url, grpc: grpc.target }, "ingress listening");
 

@@ -13,7 +13,7 @@ export type { IngressCommand, LaunchedIngress, LaunchIngressOptions } from "./co
 export { ingressCommand, launchIngress } from "./command.js";
 export { ingressSchema } from "./config.js";
 export type { EventSink, IngressEvent } from "./decision-events.js";
-export { natsEventSink, noopEventSink } from "./decision-events.js";
+export { type NatsEventSink, natsEventSink, noopEventSink } from "./decision-events.js";
 export type { EngineDirectory, EngineEntry } from "./engine-registry.js";
 export { enginesOf, liveModels, parseEngineRegistration, staticEngineDirectory } from "./engine-registry.js";
 export type {

@@ -88,8 +88,23 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     maxSockets: Number.POSITIVE_INFINITY,
     maxFreeSockets: 256,
   });
+  // For the one resend after a stale pooled connection (see the upstream error handler).
+  const freshAgent = new http.Agent({ keepAlive: false, noDelay: true });
   const seenModels = new Set<string>();
   let active = 0;
+  // Engine URLs parsed once, not per request (`new URL` plus Node's URL-to-options copy is a measurable
+  // share of a proxied request). Only the origin is used: the API path replaces any path in the URL.
+  const origins = new Map<string, UpstreamOrigin>();
+  const upstreamOrigin = (engineUrl: string): UpstreamOrigin => {
+    let origin = origins.get(engineUrl);
+    if (origin === undefined) {
+      const u = new URL(engineUrl);
+      origin = { protocol: u.protocol, hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port };
+      if (origins.size >= MAX_CACHED_ORIGINS) origins.clear();
+      origins.set(engineUrl, origin);
+    }
+    return origin;
+  };
 
   const sendError = (res: ServerResponse, error: HttpError) => {
     options.metrics.httpError(error.status, error.code);
@@ -240,6 +255,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     }
 
     const tried = new Set<string>();
+    let staleRetried = false;
     const prompt = routePromptOf(facts.kind, json);
     const attempt = (previousError?: NodeJS.ErrnoException) => {
       // A retry is a new placement: its own id, so it never collides with the first one's release.
@@ -270,7 +286,11 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
           },
         );
     };
-    const forward = (selection: Selection, previousError?: NodeJS.ErrnoException) => {
+    const forward = (
+      selection: Selection,
+      previousError?: NodeJS.ErrnoException,
+      freshConnection = false,
+    ) => {
       if (slot.released) {
         // The client left while the engine was being chosen.
         if (selection.kind === "engine") selection.lease.done();
@@ -314,7 +334,8 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       }
       const engine = lease.engine;
       tried.add(engine.workerId);
-      if (statusEvents) writeStatusEvent(res, { status: "routed", worker_id: engine.workerId });
+      if (statusEvents && !freshConnection)
+        writeStatusEvent(res, { status: "routed", worker_id: engine.workerId });
       const headers = endToEndHeaders(req.headers, SKIP_REQUEST_HEADERS);
       headers["content-length"] = body.length;
       headers[REQUEST_ID_HEADER] = requestId;
@@ -323,8 +344,13 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       // Security (issue 9 §4): L3 trusts this header, so it carries the class L1 resolved, never the client's copy.
       headers[CLASS_HEADER] = requestClass;
       const placed = lease;
-      const target = new URL(path, `${engine.url}/`);
-      const upstream = http.request(target, { method: "POST", headers, agent });
+      const upstream = http.request({
+        ...upstreamOrigin(engine.url),
+        path,
+        method: "POST",
+        headers,
+        agent: freshConnection ? freshAgent : agent,
+      });
       upstreamReq = upstream;
       let responded = false;
       upstream.setTimeout(options.upstreamTimeoutMs, () => {
@@ -341,6 +367,15 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       });
       upstream.on("error", (error: NodeJS.ErrnoException) => {
         if (slot.released) return; // cancelled or timed out: the error is our own destroy
+        if (!responded && !staleRetried && upstream.reusedSocket && error.code === "ECONNRESET") {
+          // A kept-alive connection the engine's side closed while idle, taken from the pool as it
+          // closed (on a busy host the pool's own expiry fires late): the request never reached the
+          // engine, so it is sent again, once, on a new connection to the same engine.
+          staleRetried = true;
+          options.metrics.staleConnectionRetry();
+          forward(selection, previousError, true);
+          return;
+        }
         if (!responded && error.code && CONNECT_ERRORS.has(error.code) && tried.size < 2) {
           options.logger.warn(
             { err: error, worker: engine.workerId },
@@ -480,9 +515,18 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
     destroyAll() {
       server.closeAllConnections();
       agent.destroy();
+      freshAgent.destroy();
     },
   };
 }
+
+interface UpstreamOrigin {
+  readonly protocol: string;
+  readonly hostname: string;
+  readonly port: string;
+}
+/** Engines come and go; the cache of their parsed URLs is dropped whole past this size. */
+const MAX_CACHED_ORIGINS = 4096;
 
 // Recomputed or replaced for the upstream hop.
 // Sluice's own hints are set by the ingress alone: a client's copy is dropped, never trusted.

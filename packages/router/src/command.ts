@@ -4,7 +4,12 @@
 // `router.sync`, and optionally NVIDIA Dynamo's own events and model entries (dynamo.ts).
 import { hostname } from "node:os";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { RouterConfigError, routerDecisionOptionsWithDefaults } from "@sluice/core";
+import {
+  RouterConfigError,
+  type RouterSyncDelta,
+  routerDecisionOptionsWithDefaults,
+  type SyncOutcome,
+} from "@sluice/core";
 import {
   type EngineLoad,
   EngineLoadSchema,
@@ -24,6 +29,7 @@ import {
   type PrefixWatch,
   type ProcessShell,
   protoCodec,
+  type RouterSyncFate,
   runUntilExit,
   startGrpcServer,
   subjects,
@@ -179,6 +185,8 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
 
   const service = createRouterService({
     replicaId: config.id,
+    onSyncFate: (delta, fate) => countSync(delta, fate),
+    syncGate: { logger: logger.child({ component: "router-sync" }) },
     registry,
     policyFor: (model) => policyOf(model).policy,
     shadowFor: (model) => shadowOf(model)?.policy,
@@ -261,6 +269,33 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     logger[level]({ source, err: error }, "dropped a malformed message");
   };
 
+  // The fate of each peer delta (router-service applySync); refusals are logged by the sync gate.
+  const countSync = (delta: RouterSyncDelta, fate: RouterSyncFate<SyncOutcome>) => {
+    if (fate.kind === "refused") {
+      metrics.syncDelta(fate.reason);
+      return;
+    }
+    if (fate.kind === "malformed") {
+      metrics.syncDelta("malformed");
+      dropped("sync", fate.error);
+      return;
+    }
+    const outcome = fate.outcome;
+    if (outcome.kind === "duplicate") metrics.syncDelta("duplicate");
+    else if (outcome.gap) {
+      metrics.syncDelta("gap");
+      logger.warn(
+        {
+          replicaId: delta.replicaId,
+          expectedSeq: outcome.expectedSeq.toString(),
+          receivedSeq: outcome.receivedSeq.toString(),
+        },
+        "router.sync deltas of a peer replica were lost; its load picture may diverge until its requests end",
+      );
+    } else metrics.syncDelta("applied");
+    if (delta.timestampMs > 0) metrics.lag("sync", (Date.now() - delta.timestampMs) / 1000);
+  };
+
   const applyKv = (source: MessageSource, workerId: string, data: Uint8Array) => {
     let decoded: ReturnType<typeof decodeKvEvent>;
     try {
@@ -335,25 +370,8 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     }
     const delta = decoded.value;
     if (delta.replicaId === config.id) return; // our own delta, echoed back
-    try {
-      const outcome = service.applySync(delta);
-      if (outcome.kind === "duplicate") metrics.syncDelta("duplicate");
-      else if (outcome.gap) {
-        metrics.syncDelta("gap");
-        logger.warn(
-          {
-            replicaId: delta.replicaId,
-            expectedSeq: outcome.expectedSeq.toString(),
-            receivedSeq: outcome.receivedSeq.toString(),
-          },
-          "router.sync deltas of a peer replica were lost; its load picture may diverge until its requests end",
-        );
-      } else metrics.syncDelta("applied");
-      if (delta.timestampMs > 0) metrics.lag("sync", (Date.now() - delta.timestampMs) / 1000);
-    } catch (error) {
-      metrics.syncDelta("malformed");
-      dropped("sync", error);
-    }
+    // Its fate (applied, malformed, refused: unregistered replica or absurd add) reaches countSync.
+    service.applySync(delta);
   });
 
   if (dynamo) {
@@ -429,9 +447,12 @@ export async function launchRouter(options: LaunchRouterOptions): Promise<Launch
     }
     const peers = etcd.keys.instances(ROLE);
     watches.push(
+      // Peer replicas: only registered ones may change the predicted load (router-sync-gate).
       await watchPrefix(etcd.client, peers, {
-        onSnapshot() {},
-        onPut() {},
+        onSnapshot(entries) {
+          for (const e of entries) service.replicaRegistered(e.key.slice(peers.length));
+        },
+        onPut: (e) => service.replicaRegistered(e.key.slice(peers.length)),
         onDelete: (key) => service.forgetReplica(key.slice(peers.length)),
       }),
     );

@@ -20,7 +20,10 @@ export interface RouterMetrics {
   queueDepth(requestClass: string, depth: number): void;
   index(stats: PrefixIndexStats, registeredWorkers: number): void;
   kvEvent(outcome: "applied" | "duplicate" | "restart" | "gap" | "malformed"): void;
-  syncDelta(outcome: "applied" | "duplicate" | "gap" | "malformed"): void;
+  /** `unregistered_replica` / `absurd_value`: refused by the sync gate (@sluice/runtime router-sync-gate). */
+  syncDelta(
+    outcome: "applied" | "duplicate" | "gap" | "malformed" | "unregistered_replica" | "absurd_value",
+  ): void;
   malformed(source: MessageSource): void;
   /** Age of an engine load snapshot / peer sync delta at arrival. */
   lag(channel: "engine_load" | "sync", seconds: number): void;
@@ -80,7 +83,7 @@ export function createRouterMetrics(metrics: Metrics): RouterMetrics {
   });
   const syncDeltas = metrics.counter({
     name: "sluice_router_sync_deltas_total",
-    help: "router.sync deltas of peer replicas, by outcome.",
+    help: "router.sync deltas of peer replicas, by outcome (refused: unregistered_replica, absurd_value).",
     labelNames: ["outcome"],
   });
   const malformed = metrics.counter({

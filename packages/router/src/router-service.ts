@@ -38,6 +38,7 @@ import {
   type SyncOutcome,
   type WorkerLoad,
 } from "@sluice/core";
+import { createRouterSyncGate, type RouterSyncFate, type RouterSyncGateOptions } from "@sluice/runtime";
 import { RouteRequestError } from "./errors.js";
 import { promptBlockHashes, promptTokenIds } from "./prompt.js";
 import type { RegisteredWorker, WorkerRegistry } from "./worker-registry.js";
@@ -115,6 +116,21 @@ export interface RouterServiceDeps {
   random?: () => number;
   /** Publishes a delta of this replica on `router.sync`. */
   publishSync(delta: RouterSyncDelta): void;
+  /**
+   * The fate of each peer delta given to `applySync` (applied with the core's outcome, malformed, or
+   * refused), reported once, at once or after it waited for its replica's registration.
+   */
+  onSyncFate?(delta: RouterSyncDelta, fate: RouterSyncFate<SyncOutcome>): void;
+  /** Who may change the predicted load (router-sync-gate.ts): waits, bounds and the refusal log. */
+  syncGate?: Pick<
+    RouterSyncGateOptions<SyncOutcome>,
+    | "registrationWaitMs"
+    | "departedKeepMs"
+    | "maxHeldPerReplica"
+    | "maxHeldReplicas"
+    | "warnIntervalMs"
+    | "logger"
+  >;
   listener?: RouterServiceListener;
 }
 
@@ -126,11 +142,18 @@ export interface RouterService {
   release(requestId: string): boolean;
   applyKvEvent(workerId: string, eventId: bigint, event: KvEvent): KvEventOutcome;
   observe(workerId: string, observed: ObservedWorkerLoad): void;
-  applySync(delta: RouterSyncDelta): SyncOutcome;
+  /**
+   * A peer replica's delta from `router.sync`. Applied only if the replica is registered live in etcd
+   * (`replicaRegistered`; a delta of a replica not yet seen waits briefly for its registration) and an
+   * add fits on an engine; its fate goes to `onSyncFate`. Never throws.
+   */
+  applySync(delta: RouterSyncDelta): "judged" | "held" | "refused";
+  /** A peer replica's registration is in etcd (snapshot or put); deltas held for it apply now. */
+  replicaRegistered(replicaId: string): void;
   putWorker(entry: RegisteredWorker): void;
   /** The worker's registration went: it leaves the registry, the index and the load picture. */
   removeWorker(workerId: string): boolean;
-  /** A peer replica's lease went. */
+  /** A peer replica's lease went: its deltas are refused (after a short grace) and its sequence forgotten. */
   forgetReplica(replicaId: string): void;
   /** Workers registered (all models). */
   workerCount(): number;
@@ -140,7 +163,8 @@ export interface RouterService {
   drain(): void;
   /**
    * Ages out predicted load a lost MarkPrefillDone / Release left behind (`WorkerLoad.expire`); held
-   * calls are re-evaluated when anything expired. Call about once a second.
+   * calls are re-evaluated when anything expired. Also refuses peer deltas that waited too long for
+   * their replica's registration. Call about once a second.
    */
   expireStale(): { prefillExpired: number; requestsExpired: number };
   /**
@@ -200,6 +224,19 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
   let timer: NodeJS.Timeout | undefined;
   let timerAtMs = Number.POSITIVE_INFINITY;
   let drainQueued = false;
+  // Peer deltas pass this gate: only replicas registered in etcd change the shared picture.
+  const syncGate = createRouterSyncGate<SyncOutcome>({
+    ...deps.syncGate,
+    nowMs,
+    apply(delta) {
+      const outcome = load.applySync(delta);
+      if (outcome.kind === "applied" && delta.event.case !== "add") capacityChanged();
+      return outcome;
+    },
+    onFate: (delta, fate) => deps.onSyncFate?.(delta, fate),
+    capacityOf: (workerId) => deps.registry.get(workerId)?.worker,
+    largestCapacity: () => deps.registry.largestCapacity(),
+  });
 
   function routerFor(model: string): ModelRouter {
     const policy = deps.policyFor(model);
@@ -593,11 +630,8 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
       capacityChanged();
     },
 
-    applySync(delta) {
-      const outcome = load.applySync(delta);
-      if (outcome.kind === "applied" && delta.event.case !== "add") capacityChanged();
-      return outcome;
-    },
+    applySync: (delta) => syncGate.receive(delta),
+    replicaRegistered: (replicaId) => syncGate.replicaRegistered(replicaId),
 
     putWorker(entry) {
       deps.registry.put(entry);
@@ -612,7 +646,10 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
       return known;
     },
 
-    forgetReplica: (replicaId) => load.forgetReplica(replicaId),
+    forgetReplica(replicaId) {
+      syncGate.replicaDeregistered(replicaId);
+      load.forgetReplica(replicaId);
+    },
     workerCount: () => deps.registry.size(),
 
     heldCount(requestClass) {
@@ -623,6 +660,7 @@ export function createRouterService(deps: RouterServiceDeps): RouterService {
 
     drain,
     expireStale() {
+      syncGate.sweep();
       const expired = load.expire(nowMs());
       if (expired.prefillExpired + expired.requestsExpired > 0) capacityChanged();
       return expired;

@@ -60,6 +60,11 @@ export interface WorkerRegistry {
   get(workerId: string): RegisteredWorker | undefined;
   /** Workers serving `model` (any worker when `model` is ""), in a stable order. */
   forModel(model: string): readonly RouterWorker[];
+  /**
+   * The largest KV pool and block size of any worker (each its own maximum: an upper bound on what one
+   * request can occupy anywhere); undefined when no worker is registered.
+   */
+  largestCapacity(): { kvTotalBlocks: number; blockSize: number } | undefined;
   size(): number;
 }
 
@@ -68,14 +73,19 @@ export function createWorkerRegistry(): WorkerRegistry {
   // Rebuilt lazily after a change: routing reads it on every call, registrations change rarely.
   let byModel: Map<string, RouterWorker[]> | undefined;
   let all: RouterWorker[] = [];
+  let largest: { kvTotalBlocks: number; blockSize: number } | undefined;
 
   function index(): Map<string, RouterWorker[]> {
     if (byModel !== undefined) return byModel;
     byModel = new Map();
     all = [];
+    let maxKvBlocks = 0;
+    let maxBlockSize = 0;
     const anyModel: RouterWorker[] = [];
     for (const e of byId.values()) {
       all.push(e.worker);
+      maxKvBlocks = Math.max(maxKvBlocks, e.worker.kvTotalBlocks);
+      maxBlockSize = Math.max(maxBlockSize, e.worker.blockSize);
       if (e.model === "") anyModel.push(e.worker);
       else {
         let list = byModel.get(e.model);
@@ -86,6 +96,7 @@ export function createWorkerRegistry(): WorkerRegistry {
         list.push(e.worker);
       }
     }
+    largest = byId.size === 0 ? undefined : { kvTotalBlocks: maxKvBlocks, blockSize: maxBlockSize };
     for (const list of byModel.values()) list.push(...anyModel);
     byModel.set("\u0000any", anyModel);
     return byModel;
@@ -108,6 +119,10 @@ export function createWorkerRegistry(): WorkerRegistry {
       const m = index();
       if (model === "") return all;
       return m.get(model) ?? m.get("\u0000any") ?? [];
+    },
+    largestCapacity() {
+      index();
+      return largest;
     },
     size: () => byId.size,
   };

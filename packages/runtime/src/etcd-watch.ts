@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from "etcd3";
 import { ConnectionClosedError } from "./errors.js";
+import { acquireEtcdReachability, DEFAULT_ETCD_PROBE_INTERVAL_MS } from "./etcd-reachability.js";
 import type { Logger } from "./logger.js";
 
 /** One key's state as delivered to watchers. Revisions are numbers: 2^53 writes is out of reach. */
@@ -35,13 +36,25 @@ export interface PrefixWatchOptions {
    * this while etcd stays unreachable. Default 5000 ms.
    */
   readonly maxInitialRetryDelayMs?: number;
+  /**
+   * Leased deletes after an outage: a delete of a key written under a lease, delivered while etcd is
+   * unreachable from this process or within this long after it was, reaches `onDelete` only if the
+   * key is not put again within this long (a re-registration cancels it). 0 turns it off. Default
+   * 5000 ms (the default lease TTL). See "Leased deletes after an outage" below.
+   */
+  readonly leasedDeleteGraceMs?: number;
+  /**
+   * How often etcd's reachability is probed for the above: one read per client, at the interval of
+   * the first watch on it. Default 1000 ms.
+   */
+  readonly reachabilityProbeIntervalMs?: number;
   readonly logger?: Logger;
 }
 
 export interface PrefixWatch {
   /** Highest revision reflected in `entries()`. */
   readonly revision: number;
-  /** The current view of the prefix. */
+  /** The current view of the prefix, as etcd has it (a held-back delete has already left it). */
   entries(): ReadonlyMap<string, WatchEntry>;
   close(): Promise<void>;
 }
@@ -59,6 +72,7 @@ export interface BackgroundPrefixWatch extends PrefixWatch {
 
 export const DEFAULT_WATCH_RETRY_DELAY_MS = 200;
 export const DEFAULT_WATCH_MAX_INITIAL_RETRY_DELAY_MS = 5_000;
+export const DEFAULT_LEASED_DELETE_GRACE_MS = 5_000;
 
 const toEntry = (kv: IKeyValue): WatchEntry => ({
   key: kv.key.toString("utf8"),
@@ -75,6 +89,18 @@ const toEntry = (kv: IKeyValue): WatchEntry => ({
  *
  * Resume is done here, not by etcd3's watch manager, because the manager restarts from the
  * header revision of the last response, which can skip events of a catching-up watcher.
+ *
+ * Leased deletes after an outage: when etcd is unreachable for longer than a lease TTL, etcd expires
+ * the leases of every process that could not reach it, and once it is reachable again the watch
+ * delivers all those deletes at once — while the processes, alive, only re-register a few hundred
+ * ms later. Delivered as they come, every view would briefly lose every engine and peer. So a delete
+ * of a leased key seen while etcd is unreachable from this process, or within `leasedDeleteGraceMs`
+ * after it was (a shared probe tells, see etcd-reachability.ts), is held back: the key leaves
+ * `entries()` (etcd's view) at once, but `onDelete` fires only if no put of the key arrives within
+ * `leasedDeleteGraceMs`; a put cancels it and is delivered as usual. A process that really died
+ * meanwhile thus leaves the views `leasedDeleteGraceMs` after etcd is back. Outside outages deletes
+ * are delivered at once, so a process killed in normal operation still leaves within its lease TTL.
+ * Keys without a lease (policies) are never held back.
  */
 export async function watchPrefix(
   client: Etcd3,
@@ -187,7 +213,19 @@ function createPrefixWatch(
   options: PrefixWatchOptions,
 ): { watch: PrefixWatch; loadSnapshot: (guardHandler: boolean) => Promise<void> } {
   const retryDelayMs = options.retryDelayMs ?? DEFAULT_WATCH_RETRY_DELAY_MS;
+  const graceMs = options.leasedDeleteGraceMs ?? DEFAULT_LEASED_DELETE_GRACE_MS;
+  if (!(graceMs >= 0)) throw new RangeError(`leasedDeleteGraceMs must be >= 0, got ${graceMs}`);
   const state = new Map<string, WatchEntry>();
+  /** Keys in `state` or held back whose last put carried a lease. */
+  const leased = new Set<string>();
+  /** Held-back deletes (see "Leased deletes after an outage"), by key. */
+  const heldBack = new Map<string, NodeJS.Timeout>();
+  const reachability =
+    graceMs > 0
+      ? acquireEtcdReachability(client, prefix, {
+          probeIntervalMs: options.reachabilityProbeIntervalMs ?? DEFAULT_ETCD_PROBE_INTERVAL_MS,
+        })
+      : undefined;
   let lastRevision = 0;
   let watcher: Watcher | undefined;
   let closed = false;
@@ -201,24 +239,62 @@ function createPrefixWatch(
     }
   };
 
-  const readRange = async (): Promise<{ entries: WatchEntry[]; revision: number }> => {
+  const readRange = async (): Promise<{ kvs: IKeyValue[]; entries: WatchEntry[]; revision: number }> => {
     const res = await client.getAll().prefix(prefix).exec();
-    return { entries: res.kvs.map(toEntry), revision: Number(res.header.revision) };
+    return { kvs: res.kvs, entries: res.kvs.map(toEntry), revision: Number(res.header.revision) };
+  };
+
+  /** Records whether `kv` was written under a lease; a put of a held-back key cancels its delete. */
+  const noteLease = (key: string, kv: IKeyValue): void => {
+    if (kv.lease !== "0" && kv.lease !== "") leased.add(key);
+    else leased.delete(key);
+    const timer = heldBack.get(key);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      heldBack.delete(key);
+      options.logger?.info(
+        { prefix, key },
+        "a key whose lease expired during the etcd outage was written again",
+      );
+    }
+  };
+
+  const deliverPut = (kv: IKeyValue): void => {
+    const entry = toEntry(kv);
+    noteLease(entry.key, kv);
+    state.set(entry.key, entry);
+    safely("onPut", () => handlers.onPut(entry));
+  };
+
+  const deliverDelete = (key: string, revision: number): void => {
+    state.delete(key);
+    if (heldBack.has(key)) return;
+    if (reachability !== undefined && leased.has(key) && reachability.unreachableWithin(graceMs)) {
+      options.logger?.info(
+        { prefix, key, graceMs },
+        "etcd was unreachable: holding back a leased key's delete until its owner re-registers or the grace ends",
+      );
+      const timer = setTimeout(() => {
+        heldBack.delete(key);
+        if (closed || state.has(key)) return;
+        leased.delete(key);
+        options.logger?.warn({ prefix, key, graceMs }, "not written again after the etcd outage: deleted");
+        safely("onDelete", () => handlers.onDelete(key, revision));
+      }, graceMs);
+      timer.unref();
+      heldBack.set(key, timer);
+      return;
+    }
+    leased.delete(key);
+    safely("onDelete", () => handlers.onDelete(key, revision));
   };
 
   const onData = (res: IWatchResponse): void => {
     for (const event of res.events) {
       const revision = Number(event.kv.mod_revision);
       if (revision <= lastRevision) continue; // replayed after a resume
-      const key = event.kv.key.toString("utf8");
-      if (event.type === "Put") {
-        const entry = toEntry(event.kv);
-        state.set(key, entry);
-        safely("onPut", () => handlers.onPut(entry));
-      } else {
-        state.delete(key);
-        safely("onDelete", () => handlers.onDelete(key, revision));
-      }
+      if (event.type === "Put") deliverPut(event.kv);
+      else deliverDelete(event.kv.key.toString("utf8"), revision);
       lastRevision = revision;
     }
     // A progress notification (no events) says everything up to its header revision was sent.
@@ -270,20 +346,14 @@ function createPrefixWatch(
   };
 
   const resync = async (reason: string): Promise<void> => {
-    const { entries, revision } = await readRange();
+    const { kvs, revision } = await readRange();
     if (closed) return;
-    const fresh = new Map(entries.map((e) => [e.key, e]));
+    const fresh = new Set(kvs.map((kv) => kv.key.toString("utf8")));
     for (const key of [...state.keys()]) {
-      if (!fresh.has(key)) {
-        state.delete(key);
-        safely("onDelete", () => handlers.onDelete(key, revision));
-      }
+      if (!fresh.has(key)) deliverDelete(key, revision);
     }
-    for (const entry of entries) {
-      if (state.get(entry.key)?.modRevision !== entry.modRevision) {
-        state.set(entry.key, entry);
-        safely("onPut", () => handlers.onPut(entry));
-      }
+    for (const kv of kvs) {
+      if (state.get(kv.key.toString("utf8"))?.modRevision !== Number(kv.mod_revision)) deliverPut(kv);
     }
     lastRevision = revision;
     handlers.onStatus?.({ type: "resynced", revision, reason });
@@ -293,7 +363,10 @@ function createPrefixWatch(
   const loadSnapshot = async (guardHandler: boolean): Promise<void> => {
     const initial = await readRange();
     if (closed) return;
-    for (const entry of initial.entries) state.set(entry.key, entry);
+    for (const [i, entry] of initial.entries.entries()) {
+      state.set(entry.key, entry);
+      noteLease(entry.key, initial.kvs[i] as IKeyValue);
+    }
     lastRevision = initial.revision;
     // watchPrefix lets a throwing onSnapshot reach its caller; in the background it is only logged.
     if (guardHandler) safely("onSnapshot", () => handlers.onSnapshot(initial.entries, initial.revision));
@@ -309,6 +382,9 @@ function createPrefixWatch(
     close: async () => {
       closed = true;
       if (retryTimer !== undefined) clearTimeout(retryTimer);
+      for (const timer of heldBack.values()) clearTimeout(timer);
+      heldBack.clear();
+      reachability?.release();
       const w = watcher;
       watcher = undefined;
       if (w !== undefined) {

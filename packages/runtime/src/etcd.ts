@@ -312,11 +312,11 @@ export function createEtcdSession(options: EtcdSessionOptions): EtcdSession {
   };
 
   const rewriteAll = async (leaseId: string): Promise<void> => {
-    const written: string[] = [];
-    for (const [key, value] of remembered) {
-      await client.put(key).value(value).lease(leaseId).exec();
-      written.push(key);
-    }
+    // All at once: after an outage every view holds the old keys only for a grace period
+    // (etcd-watch.ts), and on a loaded machine one round trip per key in turn ate most of it.
+    const entries = [...remembered];
+    await Promise.all(entries.map(([key, value]) => client.put(key).value(value).lease(leaseId).exec()));
+    const written = entries.map(([key]) => key);
     opts.logger?.info({ leaseId, keys: written }, "re-registered under new etcd lease");
     emit({ type: "reregistered", leaseId, keys: written });
   };

@@ -77,6 +77,7 @@ export type {
   WatchEntry,
 } from "./etcd-watch.js";
 export {
+  DEFAULT_LEASED_DELETE_GRACE_MS,
   DEFAULT_WATCH_MAX_INITIAL_RETRY_DELAY_MS,
   DEFAULT_WATCH_RETRY_DELAY_MS,
   startPrefixWatch,
@@ -190,6 +191,22 @@ export type { ProcessSecurity, ProcessShell, ProcessShellOptions } from "./proce
 export { maskUrlCredentials, startProcessShell } from "./process-shell.js";
 export type { Readiness, ReadinessCheck, ReadinessReport, ReadinessResult } from "./readiness.js";
 export { createReadiness, DEFAULT_READINESS_CHECK_TIMEOUT_MS } from "./readiness.js";
+export type {
+  RouterSyncFate,
+  RouterSyncGate,
+  RouterSyncGateOptions,
+  RouterSyncRefusal,
+  SyncWorkerCapacity,
+} from "./router-sync-gate.js";
+export {
+  absurdAddReason,
+  createRouterSyncGate,
+  DEFAULT_SYNC_DEPARTED_KEEP_MS,
+  DEFAULT_SYNC_MAX_HELD_PER_REPLICA,
+  DEFAULT_SYNC_MAX_HELD_REPLICAS,
+  DEFAULT_SYNC_REGISTRATION_WAIT_MS,
+  DEFAULT_SYNC_WARN_INTERVAL_MS,
+} from "./router-sync-gate.js";
 export type { SecretValue } from "./secret-value.js";
 export { describeSecret, readSecret } from "./secret-value.js";
 export type { SharedState, SharedStateConfig } from "./shared-state.js";

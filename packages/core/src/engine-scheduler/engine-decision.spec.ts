@@ -590,3 +590,43 @@ describe("L3 decision: prefill seed at the engine's chunk size", () => {
     );
   });
 });
+
+describe("L3 decision: idle probe", () => {
+  // 2 000 tokens predict 2 000 ms at the seeded 1 ms per token: over the 950 ms limit of critical.
+  const long = (id: string) => ({ id, className: "critical", promptTokens: 2_000 });
+
+  it("an empty engine admits one request predicted to miss per interval, then rejects as usual", () => {
+    const d = decision({ idleProbeIntervalMs: 1_000 });
+    assert.deepEqual(d.offer(long("p1"), 0), { admit: true, predictedTtftMs: 2_000, probe: true });
+    // Not idle any more (p1 queued): the next one is judged by its prediction.
+    const second = d.offer(long("r1"), 0);
+    assert.equal(second.admit, false);
+    // reevaluate spares the queued probe however late it now predicts.
+    assert.deepEqual(d.reevaluate(900), []);
+    assert.deepEqual(d.nextAdmission(900, facts), { kind: "admit", id: "p1", className: "critical" });
+    assert.equal(d.onFinished("p1"), true); // no first token: the model is left as seeded
+    // Idle again, but within the interval of the last probe.
+    assert.equal(d.offer(long("r2"), 950).admit, false);
+    assert.equal(d.offer(long("r3"), 999).admit, false);
+    assert.deepEqual(d.offer(long("p2"), 1_000), { admit: true, predictedTtftMs: 2_000, probe: true });
+  });
+
+  it("probes only an empty engine, and not at all when the interval is 0", () => {
+    const busy = decision({ idleProbeIntervalMs: 1_000 });
+    withBusyEngine(busy);
+    assert.equal(busy.offer(long("r"), 0).admit, false, "something in the engine: no probe");
+    const off = decision({ idleProbeIntervalMs: 0 });
+    assert.equal(off.offer(long("r"), 0).admit, false);
+    assert.throws(() => decision({ idleProbeIntervalMs: -1 }), EngineSchedulerConfigError);
+  });
+
+  it("a cancelled probe is no longer spared by reevaluate's prediction check", () => {
+    const d = decision({ idleProbeIntervalMs: 1 });
+    assert.equal(d.offer(long("p1"), 0).admit, true);
+    assert.equal(d.cancel("p1"), true);
+    // Re-offered with the same id while another request is queued: an ordinary arrival again.
+    withBusyEngine(d, 5);
+    assert.equal(d.offer({ id: "small", className: "critical", promptTokens: 10 }, 5).admit, true);
+    assert.equal(d.offer(long("p1"), 5).admit, false);
+  });
+});

@@ -54,6 +54,14 @@
 // `predicted_ttft` / `queue_timeout` — it never waits unboundedly. The guard looks at the head only,
 // so lower-priority requests never overtake a held higher-priority one.
 //
+// Idle probe. The prediction learns only from requests that reach the engine. After a stretch where the
+// engine really was slow (a starved host, a noisy neighbour), the learned prefill cost can predict a miss
+// for every request; all are rejected, nothing new is measured, and the engine sits idle for good — seen
+// in a soak on an overloaded machine (5.7 s learned per-pass cost, 0 completions for 13 minutes). So an
+// engine with nothing queued and nothing inside admits one such request per `idleProbeIntervalMs`
+// anyway: nobody else can be slowed by it, and its first token corrects the model. Its predicted TTFT is
+// audited like any other, and `reevaluate` spares it the `predicted_ttft` check (not `queue_timeout`).
+//
 // Retry-After is the predicted drain: for `predicted_ttft` the time until a fresh copy of the request
 // would predict within its limit (its excess), for `queue_full` / `queue_timeout` the time until the
 // work ahead of it clears at the learned rate; both clamped to the policy's bounds.
@@ -96,7 +104,15 @@ export interface EngineDecisionOptions {
    * number of gaps its mean ITL is averaged over. Smaller is more careful with short responses.
    */
   itlGuardAssumedOutputTokens: number;
+  /**
+   * An empty engine (nothing queued, nothing inside) admits one request per this interval even when the
+   * prediction says it misses its objective: the probe. 0 turns probing off. See "Idle probe" above.
+   */
+  idleProbeIntervalMs: number;
 }
+
+/** One probe a second: at most one possibly late request per second on an engine that is otherwise idle. */
+export const DEFAULT_IDLE_PROBE_INTERVAL_MS = 1_000;
 
 /**
  * Without `maxTokens` the guard cannot tell a 4-token answer from a 500-token one; the shared traces'
@@ -114,6 +130,7 @@ export const DEFAULT_ENGINE_DECISION_OPTIONS: Readonly<EngineDecisionOptions> = 
   models: Object.freeze({}),
   engineMaxNumBatchedTokens: DEFAULT_PREFILL_SEED_CHUNK_TOKENS,
   itlGuardAssumedOutputTokens: DEFAULT_ITL_GUARD_ASSUMED_OUTPUT_TOKENS,
+  idleProbeIntervalMs: DEFAULT_IDLE_PROBE_INTERVAL_MS,
 });
 
 /** Options with defaults applied; throws `EngineSchedulerConfigError` on invalid values. */
@@ -127,6 +144,7 @@ export function engineDecisionOptionsWithDefaults(
     if (!(Number.isInteger(v) && v >= min))
       throw new EngineSchedulerConfigError(`engine decision: ${name} must be an integer ≥ ${min}, got ${v}`);
   };
+  int("idleProbeIntervalMs", o.idleProbeIntervalMs, 0);
   if (o.classes.length === 0)
     throw new EngineSchedulerConfigError("engine decision: at least one class is required");
   const names = new Set<string>();
@@ -204,8 +222,8 @@ export interface EngineArrival {
 }
 
 export type EngineArrivalDecision =
-  | { admit: true; predictedTtftMs: number }
-  | { admit: false; rejection: EngineRejection };
+  /** `probe`: admitted by the idle probe although `predictedTtftMs` misses the objective. */
+  { admit: true; predictedTtftMs: number; probe?: true } | { admit: false; rejection: EngineRejection };
 
 /** What `nextAdmission` tells the shell. */
 export type EngineRelease =
@@ -296,6 +314,10 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
   let prefillProgressSinceMs = 0;
   /** Latest clock the shell passed (for `predictTtftMs`, which takes none). */
   let lastNowMs = 0;
+  /** When the idle probe last admitted a request predicted to miss (−∞: never). */
+  let lastProbeMs = Number.NEGATIVE_INFINITY;
+  /** The queued idle probe, spared `reevaluate`'s predicted_ttft check until it enters the engine. */
+  let probeId: string | undefined;
   /** Last release from a queue that stayed non-empty since (null once it drained): paces turn waits. */
   let lastReleaseMs: number | null = null;
   /** The ITL guard held the head at the last `nextAdmission`: free slots are not usable right now. */
@@ -421,11 +443,16 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
       }
       const predictedTtftMs = upstream + predictWaitAndPrefillMs(nowMs, ahead.tokens, ahead.count, uncached);
       const limit = ttftLimitMs(c);
+      let probe = false;
       if (predictedTtftMs > limit) {
-        return {
-          admit: false,
-          rejection: reject("predicted_ttft", c, predictedTtftMs, limit, predictedTtftMs - limit),
-        };
+        probe = o.idleProbeIntervalMs > 0 && total === 0 && nowMs - lastProbeMs >= o.idleProbeIntervalMs;
+        if (!probe)
+          return {
+            admit: false,
+            rejection: reject("predicted_ttft", c, predictedTtftMs, limit, predictedTtftMs - limit),
+          };
+        lastProbeMs = nowMs;
+        probeId = req.id;
       }
       queue.push({
         id: req.id,
@@ -438,7 +465,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
         maxTokens: req.maxTokens ?? 0,
       });
       audit.record(req.id, predictedTtftMs, ttftStartMs);
-      return { admit: true, predictedTtftMs };
+      return probe ? { admit: true, predictedTtftMs, probe: true } : { admit: true, predictedTtftMs };
     },
 
     reevaluate(nowMs) {
@@ -466,7 +493,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
           const limit = ttftLimitMs(c);
           // A retry starts a fresh TTFT clock upstream; only the excess of the wait itself must drain.
           const upstreamMs = e.arrivalMs - (e.deadlineMs - c.ttftObjectiveMs);
-          if (predictedTtftMs > limit)
+          if (predictedTtftMs > limit && e.id !== probeId)
             rejection = reject("predicted_ttft", c, predictedTtftMs, limit, upstreamMs + waitMs - limit);
         }
         if (rejection === null) {
@@ -530,6 +557,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
       }
       queue.pop();
       headHeld = false;
+      if (head.id === probeId) probeId = undefined;
       // Releases from a queue that never emptied in between measure how fast it drains into the engine.
       if (lastReleaseMs !== null) models.observeSlotReleaseInterval(nowMs - lastReleaseMs);
       lastReleaseMs = queue.size > 0 ? nowMs : null;
@@ -576,6 +604,7 @@ export function createEngineDecision(options: Partial<EngineDecisionOptions> = {
 
     cancel(id) {
       audit.forget(id);
+      if (id === probeId) probeId = undefined;
       if (queue.remove(id)) {
         queueMaybeDrained();
         return true;

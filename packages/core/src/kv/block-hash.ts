@@ -27,10 +27,31 @@ function checkBlockSize(blockSize: number): void {
   }
 }
 
-function checkToken(t: number, index: number): void {
-  if (!Number.isInteger(t) || t < 0 || t > 0xffff_ffff) {
-    throw new RangeError(`token id at index ${index} is not a u32: ${t}`);
+function tokenError(t: unknown, index: number): RangeError {
+  return new RangeError(`token id at index ${index} is not a u32: ${String(t)}`);
+}
+
+// Reused across calls (hashing is synchronous, never re-entered): the prompt's tokens as
+// little-endian u32 bytes, and one Uint8Array view per block over them, made once per block size.
+// Creating a typed-array view per block cost more than copying the whole prompt (memcpy) once, and
+// the views were 128 short-lived objects per 8k-token prompt for the garbage collector.
+let scratch = new Uint32Array(0);
+let views: Uint8Array[] = [];
+let viewsBlockSize = 0;
+
+function blockViews(blockSize: number, fullBlocks: number, tokens: number): Uint8Array[] {
+  if (scratch.length < tokens) {
+    scratch = new Uint32Array(Math.max(tokens, scratch.length * 2, 1024));
+    views = [];
   }
+  if (viewsBlockSize !== blockSize) {
+    views = [];
+    viewsBlockSize = blockSize;
+  }
+  for (let b = views.length; b < fullBlocks; b++) {
+    views.push(new Uint8Array(scratch.buffer, b * blockSize * 4, blockSize * 4));
+  }
+  return views;
 }
 
 /** Local hashes of the full blocks of `tokens` (Dynamo `compute_block_hash_for_seq`). */
@@ -41,12 +62,21 @@ export function computeLocalBlockHashes(
   checkBlockSize(blockSize);
   const fullBlocks = Math.floor(tokens.length / blockSize);
   const out = new Array<bigint>(fullBlocks);
-  if (tokens instanceof Uint32Array && LITTLE_ENDIAN) {
-    // Zero-copy: a Uint32Array on a little-endian host already holds the LE bytes Dynamo hashes.
-    for (let b = 0; b < fullBlocks; b++) {
-      const bytes = new Uint8Array(tokens.buffer, tokens.byteOffset + b * blockSize * 4, blockSize * 4);
-      out[b] = xxh3.xxh64(bytes, XXH3_SEED);
+  const hashed = fullBlocks * blockSize;
+  if (LITTLE_ENDIAN) {
+    const blocks = blockViews(blockSize, fullBlocks, hashed);
+    if (tokens instanceof Uint32Array) {
+      // A Uint32Array on a little-endian host already holds the LE bytes Dynamo hashes.
+      scratch.set(hashed === tokens.length ? tokens : tokens.subarray(0, hashed));
+    } else {
+      for (let i = 0; i < hashed; i++) {
+        const t = tokens[i]!;
+        // `>>> 0` is the identity exactly for integers in [0, 2^32): the u32 check, without a call.
+        if (t >>> 0 !== t) throw tokenError(t, i);
+        scratch[i] = t;
+      }
     }
+    for (let b = 0; b < fullBlocks; b++) out[b] = xxh3.xxh64(blocks[b]!, XXH3_SEED);
     return out;
   }
   const bytes = new Uint8Array(blockSize * 4);
@@ -55,7 +85,7 @@ export function computeLocalBlockHashes(
     const base = b * blockSize;
     for (let i = 0; i < blockSize; i++) {
       const t = tokens[base + i]!;
-      checkToken(t, base + i);
+      if (t >>> 0 !== t) throw tokenError(t, base + i);
       view.setUint32(i * 4, t, true);
     }
     out[b] = xxh3.xxh64(bytes, XXH3_SEED);
@@ -65,11 +95,19 @@ export function computeLocalBlockHashes(
 
 const pairBytes = new Uint8Array(16);
 const pairView = new DataView(pairBytes.buffer);
+// On a little-endian host a BigUint64Array store is the LE u64 write Dynamo hashes, and cheaper than
+// DataView.setBigUint64. Both reduce the value modulo 2^64 (ToBigUint64), as BigInt.asUintN(64) did.
+const pairWords = new BigUint64Array(pairBytes.buffer);
 
 /** Dynamo `compute_next_sequence_hash`: chains a block's local hash onto its parent's sequence hash. */
 export function nextSequenceHash(parentSequenceHash: bigint, localHash: bigint): bigint {
-  pairView.setBigUint64(0, BigInt.asUintN(64, parentSequenceHash), true);
-  pairView.setBigUint64(8, BigInt.asUintN(64, localHash), true);
+  if (LITTLE_ENDIAN) {
+    pairWords[0] = parentSequenceHash;
+    pairWords[1] = localHash;
+  } else {
+    pairView.setBigUint64(0, parentSequenceHash, true);
+    pairView.setBigUint64(8, localHash, true);
+  }
   return xxh3.xxh64(pairBytes, XXH3_SEED);
 }
 

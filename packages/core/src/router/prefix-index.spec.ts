@@ -297,6 +297,32 @@ describe("prefix index: the reusable match view", () => {
     assert.equal(view.get("w0"), 6);
   });
 
+  it("answers by dense slot as by id, and bumps the slot epoch when a slot is assigned or freed", () => {
+    const index = createPrefixIndex();
+    assert.equal(index.slotOf("a"), -1);
+    const e0 = index.slotEpoch;
+    index.applyEvent("a", 1n, stored(seq, local, 0, 6));
+    index.applyEvent("b", 1n, stored(seq, local, 0, 3));
+    index.applyEvent("c", 1n, stored(other, local, 0, 2));
+    const e1 = index.slotEpoch;
+    assert.notEqual(e1, e0);
+    const view = index.matchPrefix(seq);
+    for (const w of ["a", "b", "c", "unknown"]) {
+      assert.equal(view.depthAt(index.slotOf(w)), view.get(w) ?? 0, w);
+    }
+    assert.equal(view.depthAt(-1), 0);
+    assert.equal(view.depthAt(10_000), 0);
+    index.applyEvent("a", 2n, stored(seq, local, 0, 1)); // no slot change
+    assert.equal(index.slotEpoch, e1);
+    const slotB = index.slotOf("b");
+    index.removeWorker("b");
+    assert.notEqual(index.slotEpoch, e1);
+    assert.equal(index.slotOf("b"), -1);
+    index.applyEvent("d", 1n, stored(seq, local, 0, 4)); // takes b's slot
+    assert.equal(index.slotOf("d"), slotB);
+    assert.equal(index.matchPrefix(seq).depthAt(slotB), 4);
+  });
+
   it("leaves stale workers out", () => {
     const index = createPrefixIndex({ gapPolicy: "mark-stale" });
     index.applyEvent("a", 1n, stored(seq, local, 0, 4));

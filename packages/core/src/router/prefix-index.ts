@@ -129,6 +129,11 @@ export interface PrefixMatches {
   readonly size: number;
   /** Visits each worker with ≥ 1 matched block (in the order the walk settled them). */
   forEach(visit: (matchedBlocks: number, workerId: string) => void): void;
+  /**
+   * `get` by the worker's dense slot (`PrefixIndex.slotOf`): 0 when none or when `slot` is −1.
+   * Lets a caller that resolved its workers' slots once score them without a string lookup each.
+   */
+  depthAt(slot: number): number;
 }
 
 export interface PrefixIndex {
@@ -149,6 +154,14 @@ export interface PrefixIndex {
    * (valid until the index is next called). The router's hot path.
    */
   matchPrefix(sequenceHashes: readonly BlockHash[]): PrefixMatches;
+  /**
+   * The worker's dense slot (an integer in [0, workers ever held at once)), or −1 when unknown. A slot
+   * stays the worker's until `removeWorker`; any change to the slot assignment bumps `slotEpoch`, so a
+   * caller caching slots re-resolves when the epoch it cached under differs.
+   */
+  slotOf(workerId: string): number;
+  /** Changes whenever a worker gets or loses a slot (see `slotOf`). */
+  readonly slotEpoch: number;
   /** Drops a worker and all its blocks (its lease went). Returns false if unknown. */
   removeWorker(workerId: string): boolean;
   /** Drops a worker's blocks and clears its stale mark, keeping its event id baseline. Returns blocks dropped. */
@@ -213,18 +226,18 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
   let matchedSlots = new Int32Array(words * 32);
   let matchedCount = 0;
   const counters = { gaps: 0, duplicates: 0, restarts: 0, parentMissing: 0, unknownRemovals: 0 };
+  let slotEpoch = 0;
 
   // Splits a bigint into two u32 halves without allocating (an aliased BigUint64Array measured ~3×
-  // faster than DataView.setBigUint64 on Node 20). Which half is "lo" depends on the host's byte
-  // order, which is fine: the halves are only ever compared with halves split the same way.
+  // faster than DataView.setBigUint64 on Node 20): `splitHash` stores the key, the lookups read its
+  // halves from `split32`. Which half is which depends on the host's byte order, which is fine: the
+  // halves are only ever compared with halves split the same way. The halves are not kept in `let`
+  // variables nor passed to calls that may not be inlined: a u32 ≥ 2^31 is not a small integer, so
+  // either boxes it in a new heap number (two per block looked up or stored, before this was fixed).
   const split64 = new BigUint64Array(1);
   const split32 = new Uint32Array(split64.buffer);
-  let lo = 0;
-  let hi = 0;
   function splitHash(h: BlockHash): void {
     split64[0] = h;
-    lo = split32[0]!;
-    hi = split32[1]!;
   }
 
   // Real keys are xxh3 outputs, but tests and traces may use small synthetic hashes: mix anyway.
@@ -234,8 +247,10 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
     return x & mask;
   }
 
-  /** Table offset of the current (lo, hi) key's slot, or -1. */
-  function find(l: number, h: number): number {
+  /** Table offset of the slot of the key last given to `splitHash`, or -1. */
+  function find(): number {
+    const l = split32[0]!;
+    const h = split32[1]!;
     let p = home(l, h);
     for (;;) {
       const o = p * stride;
@@ -273,8 +288,11 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
     }
   }
 
-  // Offset of the current (lo, hi) key's slot, inserting an empty entry (count 0: caller must set a bit).
+  // Offset of the slot of the key last given to `splitHash`, inserting an empty entry (count 0: the
+  // caller must set a bit).
   function findOrInsert(): number {
+    const lo = split32[0]!;
+    const hi = split32[1]!;
     let p = home(lo, hi);
     let n = p * stride;
     while (table[n + 2] !== 0) {
@@ -296,7 +314,7 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
 
   // Backward-shift deletion keeps every probe chain unbroken without tombstones.
   function deleteAt(offset: number): void {
-    let hole = offset / stride;
+    let hole = (offset / stride) | 0;
     table[offset + 2] = 0;
     let j = hole;
     for (;;) {
@@ -306,11 +324,15 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
       const k = home(table[oj]!, table[oj + 1]!);
       const stays = hole <= j ? hole < k && k <= j : hole < k || k <= j;
       if (stays) continue;
-      table.copyWithin(hole * stride, oj, oj + stride);
+      // Element stores, not copyWithin / fill: for an 8-word slot the builtin call costs more than
+      // the move itself.
+      const oh = hole * stride;
+      for (let k = 0; k < stride; k++) table[oh + k] = table[oj + k]!;
       table[oj + 2] = 0;
       hole = j;
     }
-    table.fill(0, hole * stride, hole * stride + stride);
+    const oh = hole * stride;
+    for (let k = 0; k < stride; k++) table[oh + k] = 0;
     used--;
   }
 
@@ -352,6 +374,7 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
     ws = { id: workerId, slot, lastEventId: undefined, stale: false, blocks: 0 };
     byId.set(workerId, ws);
     bySlot[slot] = ws;
+    slotEpoch++;
     return ws;
   }
 
@@ -378,7 +401,7 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
       let parentMissing = false;
       if (event.parentHash !== null) {
         splitHash(event.parentHash);
-        const po = find(lo, hi);
+        const po = find();
         parentMissing = po < 0 || (table[po + bit]! & m) === 0;
         if (parentMissing) counters.parentMissing++;
       }
@@ -399,7 +422,7 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
       let unknownRemovals = 0;
       for (const h of event.blockHashes) {
         splitHash(h);
-        const o = find(lo, hi);
+        const o = find();
         if (o < 0 || (table[o + bit]! & m) === 0) {
           unknownRemovals++;
           continue;
@@ -467,7 +490,7 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
     const n = sequenceHashes.length;
     if (n === 0 || pairs === 0) return;
     splitHash(sequenceHashes[0]!);
-    let o = find(lo, hi);
+    let o = find();
     if (o < 0) return;
     let any = 0;
     for (let w = 0; w < words; w++) {
@@ -476,17 +499,21 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
       any |= a;
     }
     if (any === 0) return;
-    // Blocks are looked up in batches: the batch's keys are split and their home slots read first
-    // (an empty home slot already proves a key absent), so the cache misses of independent lookups
-    // overlap instead of queuing one by one (~20 % faster on a full 128-block walk).
+    // Blocks are looked up in batches of three passes: split the batch's keys (BigInt work, no
+    // table access), then read their home slots in a loop doing nothing else (an empty home slot
+    // already proves a key absent), then probe. The second pass's loads are independent and close
+    // together in the instruction stream, so the CPU keeps many cache / TLB misses in flight at once
+    // instead of queuing them one by one behind the BigInt conversions of the first pass.
     let depth = 1;
     walk: while (depth < n) {
       const batch = Math.min(BATCH, n - depth);
       for (let b = 0; b < batch; b++) {
-        splitHash(sequenceHashes[depth + b]!);
-        batchLo[b] = lo;
-        batchHi[b] = hi;
-        const h = home(lo, hi);
+        split64[0] = sequenceHashes[depth + b]!;
+        batchLo[b] = split32[0]!;
+        batchHi[b] = split32[1]!;
+      }
+      for (let b = 0; b < batch; b++) {
+        const h = home(batchLo[b]!, batchHi[b]!);
         batchHome[b] = table[h * stride + 2] === 0 ? -1 : h;
       }
       for (let b = 0; b < batch; b++, depth++) {
@@ -536,6 +563,7 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
         if (ws !== undefined) visit(depthBySlot[slot]!, ws.id);
       }
     },
+    depthAt: (slot) => (slot >= 0 && slot < depthBySlot.length ? depthBySlot[slot]! : 0),
   };
 
   return {
@@ -601,7 +629,13 @@ export function createPrefixIndex(options: Partial<PrefixIndexOptions> = {}): Pr
       // The slot may be handed to a new worker before the next walk: it must not inherit a depth.
       clearMatches();
       freeSlots.push(ws.slot);
+      slotEpoch++;
       return true;
+    },
+
+    slotOf: (workerId) => byId.get(workerId)?.slot ?? -1,
+    get slotEpoch() {
+      return slotEpoch;
     },
 
     resetWorker(workerId) {

@@ -455,6 +455,17 @@ describe("router decision: the single-pass selection agrees with the per-worker 
       });
       const expected = reference(inp);
       const actual = decideRoute(inp);
+      // The slot fast path (what createL2Router passes) answers exactly as the lookups by id.
+      const slotted = decideRoute({
+        ...inp,
+        slots: {
+          indexSlots: Int32Array.from(workers, (_, i) => i),
+          loadSlots: Int32Array.from(workers, (w) => load.slotOf(w.workerId)),
+          overlaps: { depthAt: (slot) => overlaps.get(workers[slot]!.workerId) ?? 0 },
+          load,
+        },
+      });
+      assert.deepEqual(slotted, actual, `round ${round} (slots)`);
       if ("routed" in expected) {
         assert.deepEqual(actual, expected, `round ${round}`);
         continue;
@@ -467,5 +478,92 @@ describe("router decision: the single-pass selection agrees with the per-worker 
       assert.equal(actual.predictedTtftMs, expected.predictedTtftMs, `round ${round}`);
     }
     assert.ok(busyRounds > 10, `only ${busyRounds} all-busy rounds`);
+  });
+});
+
+describe("L2 router: cached worker slots follow every change", () => {
+  it("decides like decideRoute with fresh lookups while workers, index slots and load entries change", () => {
+    let seed = 11;
+    const random = () => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const index = createPrefixIndex({ initialWorkerCapacity: 1 });
+    const load = createWorkerLoad({ replicaId: "me" });
+    const pol = policy();
+    const options = routerDecisionOptionsWithDefaults({ temperature: 0 });
+    const l2 = createL2Router({ index, load, policy: pol, options, random: () => 0.5 });
+    const prompts = Array.from({ length: 6 }, (_, p) => prompt(8, 40 + p));
+    const ids = Array.from({ length: 12 }, (_, i) => `n${i}`);
+    const eventIds = new Map<string, bigint>();
+    const worker = (workerId: string): RouterWorker => ({
+      workerId,
+      kvTotalBlocks: 10_000,
+      maxNumBatchedTokens: 100_000,
+      blockSize: BLOCK,
+    });
+    // One array kept across calls and refilled in place (the cache must notice), sometimes replaced.
+    let workers: RouterWorker[] = ids.slice(0, 5).map(worker);
+    const inFlight: string[] = [];
+    let routedCount = 0;
+    for (let step = 0; step < 400; step++) {
+      const op = random();
+      const id = ids[Math.floor(random() * ids.length)]!;
+      if (op < 0.25) {
+        const seq = prompts[Math.floor(random() * prompts.length)]!;
+        const next = (eventIds.get(id) ?? 0n) + 1n;
+        eventIds.set(id, next);
+        const upTo = 1 + Math.floor(random() * seq.length);
+        index.applyEvent(id, next, {
+          type: "stored",
+          parentHash: null,
+          blockHashes: seq.slice(0, upTo),
+          tokenHashes: null,
+        });
+      } else if (op < 0.32) {
+        index.removeWorker(id); // frees an index slot another worker may take
+        eventIds.delete(id);
+      } else if (op < 0.4) {
+        load.observe(id, observed({ kvTotalBlocks: 10_000, kvUsedBlocks: Math.floor(random() * 5000) }));
+      } else if (op < 0.45) {
+        load.removeWorker(id); // drops a load entry (and its slot)
+      } else if (op < 0.5) {
+        workers[Math.floor(random() * workers.length)] = worker(id); // in place, same array
+      } else if (op < 0.55) {
+        workers = ids.filter(() => random() < 0.5).map(worker);
+      } else if (op < 0.65 && inFlight.length > 0) {
+        // Releasing the last request of an unobserved worker drops its load entry too.
+        l2.release(inFlight.splice(Math.floor(random() * inFlight.length), 1)[0]!, step);
+      } else {
+        const hashes = prompts[Math.floor(random() * prompts.length)]!;
+        const facts: RouteRequestFacts = {
+          requestId: `q${step}`,
+          requestClass: "standard",
+          promptTokens: hashes.length * BLOCK,
+          blockHashes: hashes,
+          arrivalMs: step,
+        };
+        const expected = decideRoute({
+          request: facts,
+          workers,
+          overlaps: index.findMatches(hashes),
+          load,
+          policy: pol,
+          options,
+          nowMs: step,
+          random: () => 0.5,
+        });
+        const result = l2.route(facts, workers, step);
+        if (result.kind === "routed") {
+          routedCount++;
+          inFlight.push(facts.requestId);
+          assert.deepEqual(result.decision, expected, `step ${step}`);
+        } else {
+          assert.equal(result.kind, "rejected", `step ${step}`);
+          if (result.kind === "rejected") assert.deepEqual(result.decision, expected, `step ${step}`);
+        }
+      }
+    }
+    assert.ok(routedCount > 100, `only ${routedCount} routed`);
   });
 });

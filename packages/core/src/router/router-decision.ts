@@ -23,9 +23,9 @@ import type { BlockHash } from "../engine/types.js";
 import type { ClassObjectives, ResolvedPolicy } from "../policy/types.js";
 import { RouterInputError } from "./errors.js";
 import { createHoldQueue, type HoldQueue } from "./hold-queue.js";
-import type { PrefixIndex } from "./prefix-index.js";
+import type { PrefixIndex, PrefixMatches } from "./prefix-index.js";
 import type { RouterDecisionOptions } from "./router-options.js";
-import type { RouterSyncDelta, WorkerLoad } from "./worker-load.js";
+import type { RouterSyncDelta, WorkerLoad, WorkerLoadView } from "./worker-load.js";
 
 /** The slice of the policy L2 reads. */
 export type RouterPolicy = Pick<ResolvedPolicy, "classes" | "defaultClass" | "router" | "rejection">;
@@ -110,12 +110,32 @@ export interface WorkerAssessment {
 /** Matched prefix blocks per worker: a `Map` or the index's reusable `PrefixMatches`. */
 export type OverlapLookup = Pick<ReadonlyMap<string, number>, "get">;
 
+/**
+ * `workers` resolved once to their dense slots in the prefix index and the load (`createL2Router`
+ * caches this across calls while the worker list and both slot epochs stay the same), so scoring
+ * 128 workers reads two arrays instead of doing two string-keyed lookups and one allocation each.
+ * It must describe the same workers, matches and load as the rest of the input: the answers are
+ * then identical to the lookups by id.
+ */
+export interface WorkerSlots {
+  /** `index.slotOf(workers[i].workerId)`. */
+  indexSlots: Int32Array;
+  /** `load.slotOf(workers[i].workerId)`. */
+  loadSlots: Int32Array;
+  /** The same lookup as `overlaps`, by index slot. */
+  overlaps: Pick<PrefixMatches, "depthAt">;
+  /** The same load as `load`, by load slot. */
+  load: Pick<WorkerLoad, "loadAt">;
+}
+
 export interface DecideRouteInput {
   request: RouteRequestFacts;
   workers: readonly RouterWorker[];
   /** `PrefixIndex.matchPrefix(request.blockHashes)` (or `findMatches`). */
   overlaps: OverlapLookup;
   load: Pick<WorkerLoad, "load">;
+  /** Optional fast path: the same overlaps and load by dense slot (see `WorkerSlots`). */
+  slots?: WorkerSlots;
   policy: RouterPolicy;
   options: RouterDecisionOptions;
   nowMs: number;
@@ -217,18 +237,53 @@ function eligible(w: RouterWorker, excluded: readonly string[] | undefined): boo
   return w.kvTotalBlocks > 0 && w.maxNumBatchedTokens > 0 && w.blockSize > 0;
 }
 
-/** Scores one worker for one request into `out`. */
-function scoreWorker(worker: RouterWorker, input: DecideRouteInput, cls: ClassObjectives, out: Score): void {
+// Filled by `WorkerLoad.loadAt` for the worker being scored; read at once, never kept.
+const scratchView: WorkerLoadView = {
+  workerId: "",
+  predictedActiveBlocks: 0,
+  predictedPendingPrefillTokens: 0,
+  predictedRequests: 0,
+  observed: undefined,
+};
+
+/** Scores `input.workers[i]` into `out`, reading its overlap and load by slot when resolved. */
+function scoreAt(i: number, input: DecideRouteInput, cls: ClassObjectives, out: Score): void {
+  const worker = input.workers[i]!;
+  const slots = input.slots;
+  if (slots === undefined) {
+    const id = worker.workerId;
+    // A full WorkerLoad (what every caller passes) fills the scratch view; `load()` would allocate a
+    // view per worker, which escapes into scoreWorker.
+    const full = input.load as Partial<Pick<WorkerLoad, "slotOf" | "loadAt">>;
+    const view =
+      full.slotOf !== undefined && full.loadAt !== undefined
+        ? full.loadAt(full.slotOf(id), scratchView)
+        : input.load.load(id);
+    scoreWorker(worker, input.overlaps.get(id) ?? 0, view, input, cls, out);
+    return;
+  }
+  const matched = slots.overlaps.depthAt(slots.indexSlots[i]!);
+  scoreWorker(worker, matched, slots.load.loadAt(slots.loadSlots[i]!, scratchView), input, cls, out);
+}
+
+/** Scores one worker for one request into `out`, given its matched prefix blocks and load. */
+function scoreWorker(
+  worker: RouterWorker,
+  matchedBlocks: number,
+  view: WorkerLoadView,
+  input: DecideRouteInput,
+  cls: ClassObjectives,
+  out: Score,
+): void {
   const { request, policy, options, nowMs } = input;
   const limits = policy.router;
-  const overlapBlocks = Math.min(input.overlaps.get(worker.workerId) ?? 0, request.blockHashes.length);
+  const overlapBlocks = Math.min(matchedBlocks, request.blockHashes.length);
   // Even a fully cached prompt computes its last token (the engine needs its logits).
   const uncachedTokens = Math.max(
     Math.min(1, request.promptTokens),
     request.promptTokens - overlapBlocks * worker.blockSize,
   );
 
-  const view = input.load.load(worker.workerId);
   const observed =
     view.observed !== undefined && nowMs - view.observed.observedAtMs <= options.maxObservedAgeMs
       ? view.observed
@@ -311,7 +366,14 @@ export function assessWorker(
   cls: ClassObjectives,
 ): WorkerAssessment {
   const s = newScore();
-  scoreWorker(worker, input, cls, s);
+  scoreWorker(
+    worker,
+    input.overlaps.get(worker.workerId) ?? 0,
+    input.load.load(worker.workerId),
+    input,
+    cls,
+    s,
+  );
   const check = BUSY_CHECKS[s.busyCheck];
   return {
     workerId: worker.workerId,
@@ -378,7 +440,7 @@ export function decideRoute(input: DecideRouteInput): RouteDecision {
   for (let i = 0; i < workers.length; i++) {
     const w = workers[i]!;
     if (!eligible(w, excluded)) continue;
-    scoreWorker(w, input, cls, score);
+    scoreAt(i, input, cls, score);
     assessed++;
     if (drainBest < 0 || score.drainMs < drainBestMs) {
       drainBest = i;
@@ -422,7 +484,7 @@ export function decideRoute(input: DecideRouteInput): RouteDecision {
       }
     }
     const worker = workers[chosen]!;
-    scoreWorker(worker, input, cls, score);
+    scoreAt(chosen, input, cls, score);
     return {
       routed: true,
       workerId: worker.workerId,
@@ -432,7 +494,7 @@ export function decideRoute(input: DecideRouteInput): RouteDecision {
       blocks: Math.ceil(request.promptTokens / worker.blockSize),
     };
   }
-  scoreWorker(workers[drainBest]!, input, cls, score);
+  scoreAt(drainBest, input, cls, score);
   const reason = score.busyCheck === BUSY_TTFT ? "predicted_ttft" : "all_engines_busy";
   return rejection(
     reason,
@@ -479,7 +541,11 @@ export interface L2Router {
   heldCount(requestClass?: string): number;
 }
 
-const NO_OVERLAPS: OverlapLookup = { get: () => undefined };
+// For a prompt without block hashes (routed on load only): no overlap anywhere.
+const NO_OVERLAPS: OverlapLookup & Pick<PrefixMatches, "depthAt"> = {
+  get: () => undefined,
+  depthAt: () => 0,
+};
 
 export function createL2Router(deps: L2RouterDeps): L2Router {
   const { index, load, policy, options } = deps;
@@ -492,16 +558,55 @@ export function createL2Router(deps: L2RouterDeps): L2Router {
     maxHoldMs: policy.router.maxHoldMs,
   });
 
+  // Slots of the last worker list routed against. The router shell passes the registry's list,
+  // which stays the same array until a registration changes, so this is resolved once per change of
+  // that list or of either slot assignment, not per request. The ids are compared every call anyway
+  // (pointer comparisons, in case a caller refills one array in place).
+  let cachedWorkers: readonly RouterWorker[] | undefined;
+  const cachedIds: string[] = [];
+  let cachedIndexEpoch = -1;
+  let cachedLoadEpoch = -1;
+  let indexSlots = new Int32Array(0);
+  let loadSlots = new Int32Array(0);
+
+  function resolveSlots(workers: readonly RouterWorker[]): void {
+    let same =
+      workers === cachedWorkers &&
+      workers.length === cachedIds.length &&
+      index.slotEpoch === cachedIndexEpoch &&
+      load.slotEpoch === cachedLoadEpoch;
+    for (let i = 0; same && i < workers.length; i++) same = workers[i]!.workerId === cachedIds[i];
+    if (same) return;
+    if (indexSlots.length < workers.length) {
+      indexSlots = new Int32Array(workers.length * 2);
+      loadSlots = new Int32Array(workers.length * 2);
+    }
+    cachedIds.length = workers.length;
+    for (let i = 0; i < workers.length; i++) {
+      const id = workers[i]!.workerId;
+      cachedIds[i] = id;
+      indexSlots[i] = index.slotOf(id);
+      loadSlots[i] = load.slotOf(id);
+    }
+    cachedWorkers = workers;
+    cachedIndexEpoch = index.slotEpoch;
+    cachedLoadEpoch = load.slotEpoch;
+  }
+
   function attempt(
     request: RouteRequestFacts,
     workers: readonly RouterWorker[],
     nowMs: number,
   ): RouteDecision {
+    // The walk first: it can assign no slot, but resolving after it keeps the order obvious.
+    const overlaps = request.blockHashes.length > 0 ? index.matchPrefix(request.blockHashes) : NO_OVERLAPS;
+    resolveSlots(workers);
     return decideRoute({
       request,
       workers,
-      overlaps: request.blockHashes.length > 0 ? index.matchPrefix(request.blockHashes) : NO_OVERLAPS,
+      overlaps,
       load,
+      slots: { indexSlots, loadSlots, overlaps, load },
       policy,
       options,
       nowMs,

@@ -20,6 +20,17 @@ function picture(load: WorkerLoad, workers: string[]) {
   });
 }
 
+const OBSERVED = {
+  kvUsedBlocks: 0,
+  kvTotalBlocks: 1000,
+  pendingPrefillTokens: 0,
+  waiting: 0,
+  running: 0,
+  prefillTokensPerS: 0,
+  kvBlocksReleasedPerS: 0,
+  observedAtMs: 0,
+};
+
 describe("worker load: prediction", () => {
   it("counts a block shared by two requests on one worker once, and releases it with the last one", () => {
     const load = createWorkerLoad({ replicaId: "r1" });
@@ -91,6 +102,45 @@ describe("worker load: prediction", () => {
     assert.equal(load.load("w1").predictedActiveBlocks, 0);
     assert.equal(load.load("w1").observed?.kvUsedBlocks, 900, "an observation outlives the prediction");
     assert.throws(() => load.observe("w1", { ...view.observed!, waiting: -1 }), RouterInputError);
+  });
+
+  it("reads a worker's load by dense slot exactly as by id, and bumps the slot epoch on entry changes", () => {
+    const load = createWorkerLoad({ replicaId: "me" });
+    const out = load.loadAt(-1, {
+      workerId: "x",
+      predictedActiveBlocks: 9,
+      predictedPendingPrefillTokens: 9,
+      predictedRequests: 9,
+      observed: undefined,
+    });
+    assert.deepEqual(out, {
+      workerId: "",
+      predictedActiveBlocks: 0,
+      predictedPendingPrefillTokens: 0,
+      predictedRequests: 0,
+      observed: undefined,
+    });
+    assert.equal(load.slotOf("a"), -1);
+    const e0 = load.slotEpoch;
+    load.route(add("r1", "a", [1, 2, 3], 10), 0);
+    load.route(add("r2", "a", [1, 2, 4], 5), 0);
+    load.observe("b", { ...OBSERVED, kvUsedBlocks: 7 });
+    const e1 = load.slotEpoch;
+    assert.notEqual(e1, e0);
+    for (const w of ["a", "b"]) {
+      assert.deepEqual(load.loadAt(load.slotOf(w), out), load.load(w), w);
+    }
+    load.route(add("r3", "a", [5], 1), 0); // existing entry: same slots
+    assert.equal(load.slotEpoch, e1);
+    const slotA = load.slotOf("a");
+    for (const r of ["r1", "r2", "r3"]) load.free(r, 1); // a's last request ends: its entry goes
+    assert.equal(load.slotOf("a"), -1);
+    assert.notEqual(load.slotEpoch, e1);
+    load.route(add("r4", "c", [1], 1), 1); // c takes a's slot
+    assert.equal(load.slotOf("c"), slotA);
+    assert.deepEqual(load.loadAt(slotA, out), load.load("c"));
+    load.removeWorker("b");
+    assert.equal(load.slotOf("b"), -1);
   });
 
   it("rejects malformed routing input and duplicate in-flight ids", () => {

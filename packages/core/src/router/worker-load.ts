@@ -137,6 +137,20 @@ export interface WorkerLoad {
   forgetReplica(replicaId: string): void;
   /** The load picture of one worker (zeros for an unknown worker). */
   load(workerId: string): WorkerLoadView;
+  /**
+   * Dense slot of the worker's load entry, −1 when it has none (no request in flight and no
+   * observation: its load is all zeros). A slot stays valid until `slotEpoch` changes, which it does
+   * whenever an entry is created or dropped; a caller caching slots re-resolves then.
+   */
+  slotOf(workerId: string): number;
+  /**
+   * `load(workerId)` for the worker in `slot`, written into `out` instead of a new object (the
+   * router scores every worker per request and must not allocate per worker). Slot −1 gives zeros,
+   * no observation and workerId "". The observation is the stored object itself: read, do not keep.
+   */
+  loadAt(slot: number, out: WorkerLoadView): WorkerLoadView;
+  /** Changes whenever a load entry (and so a slot) is created or dropped. */
+  readonly slotEpoch: number;
   /** Worker of an in-flight request, if known. */
   workerOf(requestId: string): string | undefined;
   /** Workers with predicted requests or an observation. */
@@ -162,6 +176,8 @@ interface RequestEntry {
 }
 
 interface WorkerEntry {
+  readonly workerId: string;
+  readonly slot: number;
   /** Sequence hash → number of in-flight requests referencing it. */
   blockRefs: HashCounts;
   extraBlocks: number;
@@ -206,11 +222,18 @@ export function createWorkerLoad(
   const early = new Map<string, "freed" | "prefillDone">();
   const lastSeqByReplica = new Map<string, bigint>();
   let ownSeq = 0n;
+  // Dense slots of the entries in workersById (see `slotOf`).
+  const bySlot: (WorkerEntry | undefined)[] = [];
+  const freeSlots: number[] = [];
+  let slotEpoch = 0;
 
   function worker(workerId: string): WorkerEntry {
     let w = workersById.get(workerId);
     if (w === undefined) {
+      const slot = freeSlots.pop() ?? bySlot.length;
       w = {
+        workerId,
+        slot,
         blockRefs: createHashCounts(),
         extraBlocks: 0,
         pendingPrefillTokens: 0,
@@ -218,8 +241,17 @@ export function createWorkerLoad(
         observed: undefined,
       };
       workersById.set(workerId, w);
+      bySlot[slot] = w;
+      slotEpoch++;
     }
     return w;
+  }
+
+  function dropWorker(w: WorkerEntry): void {
+    workersById.delete(w.workerId);
+    bySlot[w.slot] = undefined;
+    freeSlots.push(w.slot);
+    slotEpoch++;
   }
 
   function remember(requestId: string, what: "freed" | "prefillDone"): void {
@@ -268,7 +300,7 @@ export function createWorkerLoad(
     w.blockRefs.decrementAll(entry.blockHashes);
     w.extraBlocks -= entry.extraBlocks;
     w.requests--;
-    if (w.requests === 0 && w.observed === undefined) workersById.delete(entry.workerId);
+    if (w.requests === 0 && w.observed === undefined) dropWorker(w);
   }
 
   function delta(event: RouterSyncDelta["event"], nowMs: number): RouterSyncDelta {
@@ -381,7 +413,8 @@ export function createWorkerLoad(
           dropped++;
         }
       }
-      workersById.delete(workerId);
+      const w = workersById.get(workerId);
+      if (w !== undefined) dropWorker(w);
       return dropped;
     },
 
@@ -398,6 +431,30 @@ export function createWorkerLoad(
         predictedRequests: w?.requests ?? 0,
         observed: w?.observed,
       };
+    },
+
+    slotOf: (workerId) => workersById.get(workerId)?.slot ?? -1,
+
+    loadAt(slot, out) {
+      const w = slot >= 0 ? bySlot[slot] : undefined;
+      if (w === undefined) {
+        out.workerId = "";
+        out.predictedActiveBlocks = 0;
+        out.predictedPendingPrefillTokens = 0;
+        out.predictedRequests = 0;
+        out.observed = undefined;
+        return out;
+      }
+      out.workerId = w.workerId;
+      out.predictedActiveBlocks = w.blockRefs.size + w.extraBlocks;
+      out.predictedPendingPrefillTokens = w.pendingPrefillTokens;
+      out.predictedRequests = w.requests;
+      out.observed = w.observed;
+      return out;
+    },
+
+    get slotEpoch() {
+      return slotEpoch;
     },
 
     workerOf: (requestId) => requests.get(requestId)?.workerId,
