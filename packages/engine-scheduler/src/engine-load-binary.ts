@@ -5,24 +5,19 @@
 // (fields in number order, proto3 defaults omitted, doubles little-endian); `engine-load-binary.spec.ts`
 // checks that against the reflective codec.
 
-/** The fields of an `EngineLoad`, already in their wire ranges (the publisher clamps them). */
-export interface EngineLoadFields {
+import type { LoadSnapshot } from "./load-publisher.js";
+
+/**
+ * The fields of an `EngineLoad`, already in their wire ranges (the publisher clamps them): the load
+ * snapshot (uint32 counts, doubles for rates and times, `preemptionsTotal` a uint64 below 2^53) plus
+ * the publisher's own fields.
+ */
+export interface EngineLoadFields extends LoadSnapshot {
   /** Bytes of the UTF-8 `worker_id` (fixed per publisher, so encoded once). */
   workerIdUtf8: Uint8Array;
   /** uint64, below 2^53. */
   seq: number;
   timestampMs: number;
-  /** uint32 fields: integers in [0, 2^32). */
-  waiting: number;
-  running: number;
-  kvUsedBlocks: number;
-  kvTotalBlocks: number;
-  pendingPrefillTokens: number;
-  prefillTokensPerS: number;
-  decodeStepMs: number;
-  oldestWaitingMs: number;
-  /** uint64, below 2^53. */
-  preemptionsTotal: number;
   heartbeatIntervalMs: number;
 }
 
